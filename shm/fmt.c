@@ -7,6 +7,7 @@
  * a Python process reusing a pid continues our entries instead of adding a
  * second copy of a series. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,9 +51,24 @@ static int buf_puts(shm_buf_t *b, const char *s) { return shm_buf_append(b, s, s
  * decimal exponent of the first digit. Returns the digit count. */
 static int shortest_digits(double d, char digits[24], int *exp10) {
     char tmp[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, d);
-        if (prec == 17 || strtod(tmp, NULL) == d) break;
+    if (d < DBL_MIN) {
+        /* subnormals carry fewer bits: the shortest may be far below 15
+         * digits; round-tripping is monotone in the digit count, so bisect */
+        int lo = 1, hi = 17;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            snprintf(tmp, sizeof tmp, "%.*e", mid - 1, d);
+            if (strtod(tmp, NULL) == d) hi = mid;
+            else lo = mid + 1;
+        }
+        snprintf(tmp, sizeof tmp, "%.*e", lo - 1, d);
+    } else {
+        /* normal doubles: if 15 digits round-trip, the correctly rounded
+         * 15-digit string with trailing zeros removed is the shortest */
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(tmp, sizeof tmp, "%.*e", prec - 1, d);
+            if (prec == 17 || strtod(tmp, NULL) == d) break;
+        }
     }
     /* tmp = "d.ddddde[+-]xx" (d > 0 here) */
     int n = 0;

@@ -169,8 +169,10 @@ static int accumulate(mfam_t *f, gset_t *gs) {
         const raw_t *r = &f->raw[i];
         const pkey_t *k = r->k;
         const char *name = k->sample;
+        /* Python appends ('pid', pid) to every sample read from a gauge file;
+         * only the non-'all' gauge modes drop it again */
+        const char *pid = drop_pid ? NULL : r->pid;
         if (f->type == SHM_GAUGE) {
-            const char *pid = drop_pid ? NULL : r->pid ? r->pid : "";
             if (is_mode(mode, SHM_MODE_MOSTRECENT, SHM_MODE_LIVEMOSTRECENT)) {
                 group_t *g = group_get(gs, k, 0, NULL, 0);
                 ser_t *s = g ? ser_get(gs, g, name, 0) : NULL;
@@ -200,12 +202,12 @@ static int accumulate(mfam_t *f, gset_t *gs) {
                 s->v = r->v; /* all, liveall, unknown */
             }
         } else if (f->type == SHM_HISTOGRAM && k->le_idx >= 0) {
-            group_t *g = group_get(gs, k, 1, NULL, 1);
+            group_t *g = group_get(gs, k, 1, pid, 1);
             if (!g) return -ENOMEM;
             order_b(gs, g);
             if (bkt_add(gs, g, k->le, r->v)) return -ENOMEM;
         } else {
-            group_t *g = group_get(gs, k, 0, NULL, 1);
+            group_t *g = group_get(gs, k, 0, pid, 1);
             if (!g) return -ENOMEM;
             order_s(gs, g);
             ser_t *s = ser_get(gs, g, name, 1);

@@ -1,7 +1,8 @@
 /* Test driver for shm/: executes a script of JSON-array commands, one per
  * line on stdin, with the real shm API, so Python tests can make C processes
  * write metrics files and compare them with prometheus_client.
- *   ["registry", dir, id|null]          open the registry (one per process)
+ *   ["registry", dir, id|null]          open a registry and make it current (one per
+ *                                       simulated process; families bind to the current one)
  *   ["family", type, name, help, [labels], mode, [buckets]|null]  -> prints family index
  *   ["metric", fam, [values]]           -> prints metric index
  *   ["inc"|"set"|"ginc"|"observe", metric, value]  value: number or "nan"/"inf"/"-inf"
@@ -9,6 +10,7 @@
  *   ["set_id", id]  ["mark_dead", dir, id]  ["compact", dir, id]
  *   ["scrape", dir, "text"|"openmetrics"]   prints the exposition then "\n#END"
  *   ["sleep_ms", n]  ["hammer", metric, n]  (n counter increments)
+ *   ["hammer_grow", metric, n, fam]       (n increments, a new series of fam every 500)
  * Errors print "ERR <code> <message>" and continue. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -21,10 +23,11 @@
 
 #include "shm.h"
 
-static shm_registry_t *reg;
+static shm_registry_t *regs[256], *reg;
+static int nreg;
 static shm_family_t *fams[4096];
 static shm_metric_t *mets[65536];
-static int nf, nm;
+static int nf, nm, fbase, mbase; /* indices in commands are relative to the current registry */
 
 static double num(const cJSON *v) {
     if (cJSON_IsNumber(v)) return v->valuedouble;
@@ -51,7 +54,12 @@ static void run(cJSON *c) {
     if (!strcmp(op, "registry")) {
         shm_registry_opts_t o = {.dir = a1->valuestring, .process_id = cJSON_IsString(a2) ? a2->valuestring : NULL};
         rc = shm_registry_new(&o, &reg);
-        if (!rc) printf("%s\n", shm_registry_id(reg));
+        if (!rc) {
+            regs[nreg++] = reg;
+            fbase = nf;
+            mbase = nm;
+            printf("%s\n", shm_registry_id(reg));
+        }
     } else if (!strcmp(op, "family")) {
         static const char *const types[] = {"counter", "gauge", "histogram", "summary"};
         shm_family_desc_t d = {0};
@@ -77,38 +85,54 @@ static void run(cJSON *c) {
         rc = shm_family_new(reg, &d, &f);
         if (!rc) {
             fams[nf] = f;
-            printf("%d\n", nf++);
+            printf("%d\n", nf++ - fbase);
         }
         free(ln);
     } else if (!strcmp(op, "metric")) {
         int n;
         const char **v = strs(a2, &n);
         shm_metric_t *m;
-        rc = shm_metric_get(fams[a1->valueint], n ? v : NULL, &m);
+        rc = shm_metric_get(fams[fbase + a1->valueint], n ? v : NULL, &m);
         if (!rc) {
             mets[nm] = m;
-            printf("%d\n", nm++);
+            printf("%d\n", nm++ - mbase);
         }
         free(v);
     } else if (!strcmp(op, "inc")) {
-        shm_counter_inc(mets[a1->valueint], num(a2));
+        shm_counter_inc(mets[mbase + a1->valueint], num(a2));
     } else if (!strcmp(op, "set")) {
-        shm_gauge_set(mets[a1->valueint], num(a2));
+        shm_gauge_set(mets[mbase + a1->valueint], num(a2));
     } else if (!strcmp(op, "ginc")) {
-        shm_gauge_inc(mets[a1->valueint], num(a2));
+        shm_gauge_inc(mets[mbase + a1->valueint], num(a2));
     } else if (!strcmp(op, "observe")) {
-        shm_metric_t *m = mets[a1->valueint];
+        shm_metric_t *m = mets[mbase + a1->valueint];
         if (m->type == SHM_SUMMARY) shm_summary_observe(m, num(a2));
         else shm_histogram_observe(m, num(a2));
     } else if (!strcmp(op, "hammer")) {
-        shm_metric_t *m = mets[a1->valueint];
+        shm_metric_t *m = mets[mbase + a1->valueint];
         long n = (long)num(a2);
         for (long i = 0; i < n; i++) shm_counter_inc(m, 1.0);
+    } else if (!strcmp(op, "hammer_grow")) {
+        /* n increments of metric a1 while creating a new series of family
+         * a3 (one label) every 500 increments: the file grows under load */
+        shm_metric_t *m = mets[mbase + a1->valueint];
+        long n = (long)num(a2);
+        shm_family_t *f = fams[fbase + cJSON_GetArrayItem(c, 3)->valueint];
+        for (long i = 0; i < n; i++) {
+            shm_counter_inc(m, 1.0);
+            if (i % 500 == 0) {
+                char v[32];
+                snprintf(v, sizeof v, "s%ld", i);
+                const char *lv[] = {v};
+                shm_metric_t *x;
+                if (shm_metric_get(f, lv, &x) == 0) shm_counter_inc(x, 1.0);
+            }
+        }
     } else if (!strcmp(op, "fork_child_inc")) {
         fflush(stdout);
         pid_t p = fork();
         if (p == 0) {
-            shm_counter_inc(mets[a1->valueint], num(a2));
+            shm_counter_inc(mets[mbase + a1->valueint], num(a2));
             _exit(0);
         }
         int st;
@@ -159,6 +183,6 @@ int main(void) {
         cJSON_Delete(c);
     }
     free(line);
-    shm_registry_destroy(&reg);
+    for (int i = 0; i < nreg; i++) shm_registry_destroy(&regs[i]);
     return 0;
 }
