@@ -294,126 +294,166 @@ static void log_skip(shm_collector_t *c, const char *file, const char *why) {
     else fprintf(stderr, "%s\n", msg);
 }
 
+/* --- file cache -----------------------------------------------------------------
+ * Files stay mapped between scrapes (no fd kept). Entries are append-only, so
+ * the part of a file validated and parsed by an earlier scrape keeps its keys:
+ * a scrape only loads `used`, parses the new tail and reads the values. A file
+ * whose inode changed (compaction, pid reuse after removal) is read afresh. */
+
+static void cfile_drop(cfile_t *f) {
+    if (f->map) munmap(f->map, f->size);
+    free(f->ent);
+    free(f->name);
+    free(f->pid);
+    memset(f, 0, sizeof *f);
+}
+
+static cfile_t *cfile_get(shm_collector_t *c, const char *name, ino_t ino) {
+    for (uint32_t i = 0; i < c->n_files; i++)
+        if (!strcmp(c->files[i].name, name)) {
+            if (c->files[i].ino != ino) {
+                cfile_drop(&c->files[i]);
+                c->files[i] = c->files[--c->n_files];
+                break;
+            }
+            return &c->files[i];
+        }
+    if (c->n_files == c->cap_files) {
+        uint32_t nc = c->cap_files ? c->cap_files * 2 : 64;
+        cfile_t *n = realloc(c->files, nc * sizeof *n);
+        if (!n) return NULL;
+        c->files = n;
+        c->cap_files = nc;
+    }
+    cfile_t *f = &c->files[c->n_files];
+    memset(f, 0, sizeof *f);
+    if (!(f->name = strdup(name))) return NULL;
+    f->ino = ino;
+    f->fresh = 1;
+    c->n_files++;
+    return f;
+}
+
 static const char *const ftypes[] = {"counter", "gauge", "histogram", "summary"};
 
-/* Reads one file into the per-scrape families. Returns 0 (merged), 1 (skipped:
- * *why set), 2 (vanished live gauge: ignored) or -ENOMEM. */
-static int read_file(shm_collector_t *c, int dfd, const char *name, const char **why) {
-    /* parts = name.split('_'); typ = parts[0]; gauges: mode = parts[1], pid = parts[2][:-3] */
-    const char *us = strchr(name, '_');
+/* parts = name.split('_'); typ = parts[0]; gauges: mode = parts[1], pid = parts[2][:-3] */
+static int parse_name(cfile_t *f, const char **why) {
+    const char *name = f->name, *us = strchr(name, '_');
     if (!us) return *why = "file name has no '_<pid>' part", 1;
-    int ftype = -1;
+    f->ftype = -1;
     for (int i = 0; i < 4; i++)
-        if ((size_t)(us - name) == strlen(ftypes[i]) && !strncmp(name, ftypes[i], us - name)) ftype = i;
-    if (ftype < 0) return *why = "not a prometheus_client metrics file (unknown type prefix)", 1;
-    int mode = -1, live = 0;
-    const char *pid = "";
-    if (ftype == SHM_GAUGE) {
-        const char *us2 = strchr(us + 1, '_');
-        if (!us2) return *why = "gauge file name lacks a mode or pid", 1;
-        char m[32];
-        size_t ml = (size_t)(us2 - us - 1);
-        if (ml < sizeof m) {
-            memcpy(m, us + 1, ml);
-            m[ml] = 0;
-            shm_mode_t md;
-            if (!shm_mode_parse(m, &md)) mode = (int)md;
-            live = !strncmp(m, "live", 4);
-        }
-        const char *p2 = us2 + 1, *us3 = strchr(p2, '_');
-        size_t pl = us3 ? (size_t)(us3 - p2) : strlen(p2);
-        pl = pl >= 3 ? pl - 3 : 0;
-        char *pp = shm__arena_alloc(&c->scrape, pl + 1);
-        if (!pp) return -ENOMEM;
-        memcpy(pp, p2, pl);
-        pp[pl] = 0;
-        pid = pp;
-        if (mode < 0) mode = SHM_MODE_COUNT; /* unknown mode: merged like 'all' */
+        if ((size_t)(us - name) == strlen(ftypes[i]) && !strncmp(name, ftypes[i], us - name)) f->ftype = i;
+    if (f->ftype < 0) return *why = "not a prometheus_client metrics file (unknown type prefix)", 1;
+    f->mode = -1;
+    if (f->ftype != SHM_GAUGE) return 0;
+    const char *us2 = strchr(us + 1, '_');
+    if (!us2) return *why = "gauge file name lacks a mode or pid", 1;
+    char m[32];
+    size_t ml = (size_t)(us2 - us - 1);
+    if (ml < sizeof m) {
+        memcpy(m, us + 1, ml);
+        m[ml] = 0;
+        shm_mode_t md;
+        if (!shm_mode_parse(m, &md)) f->mode = (int)md;
+        f->live = !strncmp(m, "live", 4);
     }
-    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (f->mode < 0) f->mode = SHM_MODE_COUNT; /* unknown mode: merged like 'all' */
+    const char *p2 = us2 + 1, *us3 = strchr(p2, '_');
+    size_t pl = us3 ? (size_t)(us3 - p2) : strlen(p2);
+    pl = pl >= 3 ? pl - 3 : 0;
+    if (!(f->pid = malloc(pl + 1))) return -ENOMEM;
+    memcpy(f->pid, p2, pl);
+    f->pid[pl] = 0;
+    return 0;
+}
+
+/* (Re)maps f at its current size. */
+static int cfile_map(shm_collector_t *c, cfile_t *f, const char **why) {
+    int fd = openat(c->dfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        if (errno == ENOENT) return live ? 2 : (*why = "vanished during the scrape", 1);
+        if (errno == ENOENT) return f->live ? 2 : (*why = "vanished during the scrape", 1);
         return *why = errno == ELOOP ? "is a symbolic link" : "cannot be opened", 1;
     }
     struct stat st;
     int rc = 1;
-    uint8_t *map = MAP_FAILED;
-    size_t size = 0;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         *why = "not a regular file";
-        goto out;
-    }
-    size = (size_t)st.st_size;
-    if (size < SHM_HEADER) {
-        *why = size ? "truncated header" : "empty (0 bytes)";
-        goto out;
-    }
-    map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        *why = "cannot be mapped";
-        goto out;
-    }
-    uint32_t used = __atomic_load_n((const uint32_t *)map, __ATOMIC_ACQUIRE);
-    if (used > size) {
-        /* grown since fstat: map again at the new size */
-        munmap(map, size);
-        map = MAP_FAILED;
-        if (fstat(fd, &st) < 0) goto out;
-        size = (size_t)st.st_size;
-        map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-        if (map == MAP_FAILED) {
+    } else if (st.st_ino != f->ino) {
+        *why = "replaced during the scrape";
+    } else if (st.st_size < (off_t)SHM_HEADER) {
+        *why = st.st_size ? "truncated header" : "empty (0 bytes)";
+    } else {
+        if (f->map) munmap(f->map, f->size);
+        f->size = (size_t)st.st_size;
+        f->map = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
+        if (f->map == MAP_FAILED) {
+            f->map = NULL;
             *why = "cannot be mapped";
-            goto out;
+        } else {
+            rc = 0;
         }
-        used = __atomic_load_n((const uint32_t *)map, __ATOMIC_ACQUIRE);
     }
-    if (shm__validate(map, size, used) < 0) {
-        *why = "corrupt entries (bad used count or entry length)";
-        goto out;
-    }
-    /* parse every key first: a file with one bad key is skipped whole */
-    size_t first = c->n_pending;
-    for (uint32_t pos = SHM_HEADER; pos < used;) {
-        int32_t kl;
-        memcpy(&kl, map + pos, 4);
-        uint32_t es = shm__entry_size((uint32_t)kl);
-        pkey_t *k = key_lookup(c, (const char *)map + pos + 4, (uint32_t)kl);
-        if (!k || (k->le_idx >= 0 && !k->le_ok && ftype == SHM_HISTOGRAM)) {
-            c->n_pending = first;
-            *why = "entry key is not a valid [family, sample, {labels}, help] JSON array";
-            goto out;
-        }
-        if (c->n_pending == c->cap_pending) {
-            size_t ncap = c->cap_pending ? c->cap_pending * 2 : 1024;
-            pending_t *n = realloc(c->pending, ncap * sizeof *n);
-            if (!n) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            c->pending = n;
-            c->cap_pending = ncap;
-        }
-        const uint64_t *vp = (const uint64_t *)(map + pos + es - 16);
-        c->pending[c->n_pending++] = (pending_t){k, shm__bits_to_d(__atomic_load_n(vp, __ATOMIC_RELAXED)),
-                                                 shm__bits_to_d(__atomic_load_n(vp + 1, __ATOMIC_ACQUIRE))};
-        pos += es;
-    }
-    for (size_t i = first; i < c->n_pending; i++) {
-        pending_t *e = &c->pending[i];
-        mfam_t *f = family_get(c, e->k, ftype);
-        if (!f || raw_push(f, e->k, ftype == SHM_GAUGE ? pid : NULL, e->v, e->ts)) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        if (ftype == SHM_GAUGE) f->mode = mode; /* the last gauge file decides */
-    }
-    c->stats.entries += c->n_pending - first;
-    c->n_pending = first;
-    rc = 0;
-out:
-    if (map != MAP_FAILED) munmap(map, size);
     close(fd);
     return rc;
+}
+
+/* Validates and parses entries [f->used_seen, used). */
+static int cfile_parse_tail(shm_collector_t *c, cfile_t *f, uint32_t used, const char **why) {
+    if (shm__validate(f->map, f->size, used) < 0) return *why = "corrupt entries (bad used count or entry length)", 1;
+    for (uint32_t pos = f->used_seen ? f->used_seen : SHM_HEADER; pos < used;) {
+        int32_t kl;
+        memcpy(&kl, f->map + pos, 4);
+        uint32_t es = shm__entry_size((uint32_t)kl);
+        pkey_t *k = key_lookup(c, (const char *)f->map + pos + 4, (uint32_t)kl);
+        if (!k || (k->le_idx >= 0 && !k->le_ok && f->ftype == SHM_HISTOGRAM))
+            return *why = "entry key is not a valid [family, sample, {labels}, help] JSON array", 1;
+        if (f->n_ent == f->cap_ent) {
+            uint32_t nc = f->cap_ent ? f->cap_ent * 2 : 64;
+            centry_t *n = realloc(f->ent, nc * sizeof *n);
+            if (!n) return -ENOMEM;
+            f->ent = n;
+            f->cap_ent = nc;
+        }
+        f->ent[f->n_ent++] = (centry_t){k, pos + es - 16};
+        pos += es;
+    }
+    f->used_seen = used;
+    return 0;
+}
+
+/* Reads one file into the per-scrape families. Returns 0 (merged), 1 (skipped:
+ * *why set), 2 (vanished live gauge: ignored) or -ENOMEM. On a skip the cached
+ * state is dropped so the next scrape looks at the file afresh. */
+static int read_file(shm_collector_t *c, cfile_t *f, const char **why) {
+    int rc;
+    if (f->fresh) {
+        f->fresh = 0;
+        if ((rc = parse_name(f, why))) return rc;
+    } else if (f->ftype < 0) {
+        return *why = "not a prometheus_client metrics file", 1;
+    }
+    if (!f->map && (rc = cfile_map(c, f, why))) return rc;
+    uint32_t used = __atomic_load_n((const uint32_t *)f->map, __ATOMIC_ACQUIRE);
+    if (used > f->size) {
+        /* grown since mapped: map again at the new size */
+        if ((rc = cfile_map(c, f, why))) return rc;
+        used = __atomic_load_n((const uint32_t *)f->map, __ATOMIC_ACQUIRE);
+    }
+    if (used < f->used_seen) return *why = "shrank (rewritten in place)", 1;
+    if (used > f->used_seen && (rc = cfile_parse_tail(c, f, used, why))) return rc;
+    const char *pid = f->ftype == SHM_GAUGE ? f->pid : NULL;
+    for (uint32_t i = 0; i < f->n_ent; i++) {
+        pkey_t *k = f->ent[i].k;
+        mfam_t *fam = family_get(c, k, f->ftype);
+        if (!fam) return -ENOMEM;
+        const uint64_t *vp = (const uint64_t *)(f->map + f->ent[i].voff);
+        if (raw_push(fam, k, pid, shm__bits_to_d(__atomic_load_n(vp, __ATOMIC_RELAXED)),
+                     shm__bits_to_d(__atomic_load_n(vp + 1, __ATOMIC_RELAXED))))
+            return -ENOMEM;
+        if (f->ftype == SHM_GAUGE) fam->mode = f->mode; /* the last gauge file decides */
+    }
+    c->stats.entries += f->n_ent;
+    return 0;
 }
 
 /* --- collector lifecycle ------------------------------------------------------------------ */
@@ -429,6 +469,7 @@ int shm_collector_new(const shm_collector_opts_t *opts, shm_collector_t **out) {
         free(c);
         return -ENOMEM;
     }
+    c->lock = c->dfd = -1;
     if (opts) {
         c->log = opts->log;
         c->log_ud = opts->log_ud;
@@ -462,11 +503,14 @@ void shm_collector_destroy(shm_collector_t **pp) {
     shm_collector_t *c = *pp;
     if (!c) return;
     for (mfam_t *f = c->fam_head; f; f = f->next) free(f->raw);
+    for (uint32_t i = 0; i < c->n_files; i++) cfile_drop(&c->files[i]);
+    free(c->files);
+    if (c->lock >= 0) close(c->lock);
+    if (c->dfd >= 0) close(c->dfd);
     for (size_t i = 0; i < c->n_logged; i++) free(c->logged[i]);
     free(c->logged);
     free(c->kc);
     free(c->fams);
-    free(c->pending);
     arena_free(&c->keys);
     arena_free(&c->scrape);
     shm_buf_free(&c->tmp);
@@ -485,6 +529,8 @@ static double mono_now(void) {
  * bound when series churn (pids of restarted workers in 'all' gauges). */
 static void maybe_trim_cache(shm_collector_t *c) {
     if (c->kc_n < 4096 || c->kc_n < 4 * c->stats.entries) return;
+    for (uint32_t i = 0; i < c->n_files; i++) cfile_drop(&c->files[i]);
+    c->n_files = 0;
     free(c->kc);
     c->kc = NULL;
     c->kc_cap = c->kc_n = 0;
@@ -504,20 +550,26 @@ int shm_collector_scrape(shm_collector_t *c, shm_format_t fmt, const char *const
     c->gen++;
     memset(&c->stats, 0, sizeof c->stats);
 
-    int lock = shm__dir_lock(c->dir, false);
-    int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
-        int e = -errno;
-        if (lock >= 0) close(lock);
-        return e;
+    if (c->lock < 0) c->lock = shm__dir_lock(c->dir, false);
+    else while (flock(c->lock, LOCK_SH) < 0 && errno == EINTR) {
+        }
+    if (c->dfd < 0) {
+        c->dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (c->dfd < 0) {
+            int e = -errno;
+            if (c->lock >= 0) flock(c->lock, LOCK_UN);
+            return e;
+        }
     }
-    DIR *d = fdopendir(dfd);
+    int dfd2 = dup(c->dfd);
+    DIR *d = dfd2 >= 0 ? fdopendir(dfd2) : NULL;
     if (!d) {
         int e = -errno;
-        close(dfd);
-        if (lock >= 0) close(lock);
+        if (dfd2 >= 0) close(dfd2);
+        if (c->lock >= 0) flock(c->lock, LOCK_UN);
         return e;
     }
+    rewinddir(d);
     int rc = 0;
     uint64_t n_db = 0;
     struct dirent *de;
@@ -526,8 +578,14 @@ int shm_collector_scrape(shm_collector_t *c, shm_format_t fmt, const char *const
         size_t l = strlen(nm);
         if (nm[0] == '.' || l < 4 || strcmp(nm + l - 3, ".db")) continue;
         n_db++;
+        cfile_t *f = cfile_get(c, nm, de->d_ino);
+        if (!f) {
+            rc = -ENOMEM;
+            break;
+        }
+        f->seen = c->gen;
         const char *why = NULL;
-        int r = read_file(c, dfd, nm, &why);
+        int r = read_file(c, f, &why);
         if (r < 0) {
             rc = r;
             break;
@@ -536,10 +594,27 @@ int shm_collector_scrape(shm_collector_t *c, shm_format_t fmt, const char *const
         if (r == 1) {
             c->stats.files_skipped++;
             log_skip(c, nm, why);
+            /* look at it afresh next time (it may have been repaired) */
+            ino_t ino = f->ino;
+            char *keep = strdup(nm);
+            cfile_drop(f);
+            f->name = keep;
+            f->ino = ino;
+            f->fresh = 1;
+            if (!keep) rc = -ENOMEM;
         }
     }
     closedir(d);
-    if (lock >= 0) close(lock);
+    if (c->lock >= 0) flock(c->lock, LOCK_UN);
+    /* forget files that are gone */
+    for (uint32_t i = 0; i < c->n_files;) {
+        if (c->files[i].seen != c->gen) {
+            cfile_drop(&c->files[i]);
+            c->files[i] = c->files[--c->n_files];
+        } else {
+            i++;
+        }
+    }
     if (!rc) rc = shm__render(c, fmt, names, n_names, out);
     c->stats.seconds = mono_now() - t0;
     if (c->m_skipped) {

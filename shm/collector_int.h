@@ -3,6 +3,8 @@
 #ifndef CVLLM_SHM_COLLECTOR_INT_H
 #define CVLLM_SHM_COLLECTOR_INT_H
 
+#include <sys/types.h>
+
 #include "shm_int.h"
 
 /* Bump allocator; chunks are kept and reused after a reset. */
@@ -33,6 +35,9 @@ typedef struct pkey {
     uint32_t full_h, nole_h;      /* label-set identity hashes (with / without le) */
     uint64_t gen;                 /* scrape in which fam was resolved */
     struct mfam *fam;
+    uint64_t g_gen;               /* scrape in which g was resolved (pid-less groups) */
+    void *g;
+    uint32_t s_idx;               /* index of this key's series in g */
 } pkey_t;
 
 typedef struct {
@@ -55,8 +60,23 @@ typedef struct mfam {
 
 typedef struct {
     pkey_t *k;
-    double v, ts;
-} pending_t;
+    uint32_t voff;                /* offset of the value double */
+} centry_t;
+
+/* A metrics file kept mapped between scrapes. */
+typedef struct {
+    char *name;
+    ino_t ino;
+    int fresh;                    /* name not parsed yet */
+    int ftype, mode, live;
+    char *pid;
+    uint8_t *map;
+    size_t size;
+    uint32_t used_seen;           /* entries below this are parsed (append-only) */
+    centry_t *ent;
+    uint32_t n_ent, cap_ent;
+    uint64_t seen;                /* last scrape that listed it */
+} cfile_t;
 
 struct shm_collector {
     char *dir;
@@ -75,8 +95,9 @@ struct shm_collector {
     mfam_t **fams;
     uint32_t fam_cap, fam_n;
     mfam_t *fam_head, *fam_tail;
-    pending_t *pending;
-    size_t n_pending, cap_pending;
+    cfile_t *files;
+    uint32_t n_files, cap_files;
+    int lock, dfd;
     shm_buf_t tmp;
     shm_scrape_stats_t stats;
 };

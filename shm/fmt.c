@@ -85,7 +85,18 @@ static int shortest_digits(double d, char digits[24], int *exp10) {
 static int py_repr(double d, char *out) {
     char *o = out;
     if (d == 0) return sprintf(out, signbit(d) ? "-0.0" : "0.0");
-    if (d == trunc(d) && fabs(d) < 1e16) return sprintf(out, "%.0f.0", d);
+    if (d == trunc(d) && fabs(d) < 1e16) {
+        /* integral: digits by hand (the common case: counts and buckets) */
+        uint64_t u = (uint64_t)fabs(d);
+        char t[24];
+        int n = 0;
+        do t[n++] = (char)('0' + u % 10); while (u /= 10);
+        char *o0 = out;
+        if (d < 0) *o0++ = '-';
+        while (n) *o0++ = t[--n];
+        memcpy(o0, ".0", 3);
+        return (int)(o0 + 2 - out);
+    }
     if (d < 0) {
         *o++ = '-';
         d = -d;

@@ -38,6 +38,7 @@ typedef struct group {
 } group_t;
 
 typedef struct {
+    uint64_t gen;
     shm_arena_t *a;
     group_t **tab;
     uint32_t cap, n;
@@ -102,6 +103,21 @@ static group_t *group_get(gset_t *gs, const pkey_t *k, int nole, const char *pid
     return g;
 }
 
+/* group_get with the per-key cache for groups without a pid label. */
+static group_t *group_for(gset_t *gs, pkey_t *k, int nole, const char *pid, int create) {
+    if (!pid && k->g_gen == gs->gen) return k->g;
+    group_t *g = group_get(gs, k, nole, pid, create);
+    if (g && !pid) {
+        k->g = g;
+        k->g_gen = gs->gen;
+        k->s_idx = UINT32_MAX;
+    }
+    return g;
+}
+
+/* ser_get with the per-key series index cache. */
+static ser_t *ser_for(gset_t *gs, group_t *g, pkey_t *k, int create);
+
 static void order_s(gset_t *gs, group_t *g) {
     if (g->in_s) return;
     g->in_s = 1;
@@ -133,6 +149,16 @@ static ser_t *ser_get(gset_t *gs, group_t *g, const char *name, int create) {
     }
     g->s[g->ns] = (ser_t){name, 0.0, 0.0};
     return &g->s[g->ns++];
+}
+
+static ser_t *ser_for(gset_t *gs, group_t *g, pkey_t *k, int create) {
+    uint32_t i = k->s_idx;
+    if (k->g_gen == gs->gen && k->g == g && i < g->ns && g->s[i].name &&
+        (g->s[i].name == k->sample || !strcmp(g->s[i].name, k->sample)))
+        return &g->s[i];
+    ser_t *s = ser_get(gs, g, k->sample, create);
+    if (s && k->g_gen == gs->gen && k->g == g) k->s_idx = (uint32_t)(s - g->s);
+    return s;
 }
 
 static int bkt_add(gset_t *gs, group_t *g, double bound, double v) {
@@ -167,31 +193,30 @@ static int accumulate(mfam_t *f, gset_t *gs) {
     int drop_pid = f->type == SHM_GAUGE && mode >= SHM_MODE_MIN && mode <= SHM_MODE_LIVEMOSTRECENT;
     for (size_t i = 0; i < f->n_raw; i++) {
         const raw_t *r = &f->raw[i];
-        const pkey_t *k = r->k;
-        const char *name = k->sample;
+        pkey_t *k = r->k;
         /* Python appends ('pid', pid) to every sample read from a gauge file;
          * only the non-'all' gauge modes drop it again */
         const char *pid = drop_pid ? NULL : r->pid;
         if (f->type == SHM_GAUGE) {
             if (is_mode(mode, SHM_MODE_MOSTRECENT, SHM_MODE_LIVEMOSTRECENT)) {
-                group_t *g = group_get(gs, k, 0, NULL, 0);
-                ser_t *s = g ? ser_get(gs, g, name, 0) : NULL;
+                group_t *g = group_for(gs, k, 0, NULL, 0);
+                ser_t *s = g ? ser_for(gs, g, k, 0) : NULL;
                 double best = s ? s->ts : 0.0;
                 if (best < r->ts) {
-                    if (!g && !(g = group_get(gs, k, 0, NULL, 1))) return -ENOMEM;
-                    if (!s && !(s = ser_get(gs, g, name, 1))) return -ENOMEM;
+                    if (!g && !(g = group_for(gs, k, 0, NULL, 1))) return -ENOMEM;
+                    if (!s && !(s = ser_for(gs, g, k, 1))) return -ENOMEM;
                     order_s(gs, g);
                     s->v = r->v;
                     s->ts = r->ts;
                 }
                 continue;
             }
-            group_t *g = group_get(gs, k, 0, pid, 1);
+            group_t *g = group_for(gs, k, 0, pid, 1);
             if (!g) return -ENOMEM;
             order_s(gs, g);
-            ser_t *s = ser_get(gs, g, name, 0);
+            ser_t *s = ser_for(gs, g, k, 0);
             int fresh = !s;
-            if (!s && !(s = ser_get(gs, g, name, 1))) return -ENOMEM;
+            if (!s && !(s = ser_for(gs, g, k, 1))) return -ENOMEM;
             if (is_mode(mode, SHM_MODE_MIN, SHM_MODE_LIVEMIN)) {
                 if (fresh || r->v < s->v) s->v = r->v;
             } else if (is_mode(mode, SHM_MODE_MAX, SHM_MODE_LIVEMAX)) {
@@ -202,15 +227,15 @@ static int accumulate(mfam_t *f, gset_t *gs) {
                 s->v = r->v; /* all, liveall, unknown */
             }
         } else if (f->type == SHM_HISTOGRAM && k->le_idx >= 0) {
-            group_t *g = group_get(gs, k, 1, pid, 1);
+            group_t *g = group_for(gs, k, 1, pid, 1);
             if (!g) return -ENOMEM;
             order_b(gs, g);
             if (bkt_add(gs, g, k->le, r->v)) return -ENOMEM;
         } else {
-            group_t *g = group_get(gs, k, 0, pid, 1);
+            group_t *g = group_for(gs, k, 0, pid, 1);
             if (!g) return -ENOMEM;
             order_s(gs, g);
-            ser_t *s = ser_get(gs, g, name, 1);
+            ser_t *s = ser_for(gs, g, k, 1);
             if (!s) return -ENOMEM;
             s->v += r->v;
         }
@@ -389,7 +414,7 @@ int shm__render(shm_collector_t *c, shm_format_t fmt, const char *const *names, 
     int om = fmt == SHM_FORMAT_OPENMETRICS;
     if (shm_buf_reserve(o, 4096)) return -ENOMEM;
     for (mfam_t *f = c->fam_head; f; f = f->next) {
-        gset_t gs = {.a = &c->scrape};
+        gset_t gs = {.gen = c->gen, .a = &c->scrape};
         int rc = accumulate(f, &gs);
         if (!rc) rc = render_family(f, &gs, om, names, n_names, o);
         if (rc) return rc;

@@ -17,6 +17,8 @@
 
 static int failures;
 
+static const char *nn(const char *s) { return s ? s : "(null)"; }
+
 #define CHECK(cond)                                                                     \
     do {                                                                                \
         if (!(cond)) {                                                                  \
@@ -27,7 +29,7 @@ static int failures;
 
 #define CHECK_STR(got, want)                                                                     \
     do {                                                                                         \
-        const char *g_ = (got), *w_ = (want);                                                    \
+        const char *g_ = nn(got), *w_ = nn(want);                                                 \
         if (strcmp(g_, w_)) {                                                                    \
             fprintf(stderr, "%s:%d: got\n---\n%s\n---\nwant\n---\n%s\n---\n", __FILE__, __LINE__, g_, w_); \
             failures++;                                                                          \
@@ -478,6 +480,66 @@ static void test_set_id(void) {
     shm_registry_destroy(&r);
 }
 
+/* One collector reused across scrapes (as /metrics does) must follow appends,
+ * growth, removed files and files replaced by compaction. */
+static void test_collector_reuse(void) {
+    fresh_dir();
+    shm_collector_t *c;
+    shm_collector_opts_t o = {.dir = dir};
+    CHECK_RC(shm_collector_new(&o, &c));
+    shm_buf_t out = {0};
+    shm_registry_t *a = reg_new("1"), *b = reg_new("2");
+    shm_counter_inc(metric(a, SHM_COUNTER, 0, "req", "r", "k", "x"), 1);
+    shm_gauge_set(metric(b, SHM_GAUGE, SHM_MODE_LIVESUM, "inflight", "i", NULL, NULL), 4);
+    shm_counter_inc(metric(b, SHM_COUNTER, 0, "req", "r", "k", "x"), 10);
+    CHECK_RC(shm_collector_scrape(c, SHM_FORMAT_TEXT, NULL, 0, &out, NULL));
+    CHECK(strstr(out.data, "req_total{k=\"x\"} 11.0\n") && strstr(out.data, "inflight 4.0\n"));
+    /* appends and growth past the first 64 KiB */
+    shm_family_t *f;
+    const char *ln[] = {"i"};
+    shm_family_desc_t d = {.type = SHM_COUNTER, .name = "many", .help = "m", .label_names = ln, .n_labels = 1};
+    CHECK_RC(shm_family_new(a, &d, &f));
+    for (int i = 0; i < 1500; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", i);
+        const char *lv[] = {v};
+        shm_metric_t *m;
+        CHECK_RC(shm_metric_get(f, lv, &m));
+        shm_counter_inc(m, 2);
+        if (i == 700) {
+            out.len = 0;
+            CHECK_RC(shm_collector_scrape(c, SHM_FORMAT_TEXT, NULL, 0, &out, NULL));
+            CHECK(strstr(out.data, "many_total{i=\"700\"} 2.0\n") && !strstr(out.data, "{i=\"701\"}"));
+        }
+    }
+    out.len = 0;
+    shm_scrape_stats_t st;
+    CHECK_RC(shm_collector_scrape(c, SHM_FORMAT_TEXT, NULL, 0, &out, &st));
+    CHECK(strstr(out.data, "many_total{i=\"1499\"} 2.0\n"));
+    CHECK(st.entries == 1503 && st.files_skipped == 0);
+    /* b dies and is compacted: its files are replaced by archives */
+    shm_registry_destroy(&b);
+    CHECK_RC(shm_compact_dead(dir, "2"));
+    out.len = 0;
+    CHECK_RC(shm_collector_scrape(c, SHM_FORMAT_TEXT, NULL, 0, &out, &st));
+    CHECK(strstr(out.data, "req_total{k=\"x\"} 11.0\n") && !strstr(out.data, "inflight 4.0"));
+    /* a second dead process folds into the same archive (replaced inode) */
+    shm_registry_t *b2 = reg_new("3");
+    shm_counter_inc(metric(b2, SHM_COUNTER, 0, "req", "r", "k", "x"), 100);
+    out.len = 0;
+    CHECK_RC(shm_collector_scrape(c, SHM_FORMAT_TEXT, NULL, 0, &out, NULL));
+    CHECK(strstr(out.data, "req_total{k=\"x\"} 111.0\n"));
+    shm_registry_destroy(&b2);
+    CHECK_RC(shm_compact_dead(dir, "3"));
+    out.len = 0;
+    CHECK_RC(shm_collector_scrape(c, SHM_FORMAT_TEXT, NULL, 0, &out, &st));
+    CHECK(strstr(out.data, "req_total{k=\"x\"} 111.0\n"));
+    CHECK(st.files_read == 2 && st.files_skipped == 0);
+    shm_buf_free(&out);
+    shm_collector_destroy(&c);
+    shm_registry_destroy(&a);
+}
+
 int main(void) {
     struct {
         const char *name;
@@ -487,6 +549,7 @@ int main(void) {
         {"growth", test_growth},             {"modes", test_modes},           {"histogram", test_histogram},
         {"bad_files", test_bad_files},       {"negotiate", test_negotiate},   {"compaction", test_compaction},
         {"fork", test_fork},                 {"threads", test_threads},       {"set_id", test_set_id},
+        {"collector_reuse", test_collector_reuse},
     };
     const char *only = getenv("SHM_TEST");
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
