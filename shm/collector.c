@@ -514,6 +514,7 @@ void shm_collector_destroy(shm_collector_t **pp) {
     arena_free(&c->keys);
     arena_free(&c->scrape);
     shm_buf_free(&c->tmp);
+    shm_buf_free(&c->lbuf);
     free(c->dir);
     free(c);
     *pp = NULL;

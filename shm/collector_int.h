@@ -99,6 +99,7 @@ struct shm_collector {
     uint32_t n_files, cap_files;
     int lock, dfd;
     shm_buf_t tmp;
+    shm_buf_t lbuf;               /* scratch for rendering label sets */
     shm_scrape_stats_t stats;
 };
 

@@ -35,10 +35,14 @@ typedef struct group {
     uint32_t nb, cb, cursor;
     int in_s, in_b;
     struct group *next_s, *next_b;
+    const char *lp;     /* rendered labels (pid included, le excluded), once per scrape */
+    uint32_t lp_n;      /* its length */
+    uint32_t lp_split;  /* bytes of lp holding the labels that sort before "le" */
 } group_t;
 
 typedef struct {
     uint64_t gen;
+    shm_buf_t *scratch;
     shm_arena_t *a;
     group_t **tab;
     uint32_t cap, n;
@@ -321,41 +325,86 @@ static int put_pair(shm_buf_t *o, int *first, const char *k, const char *v) {
     return 0;
 }
 
-/* name{sorted labels of g, plus pid and le at their sorted places} value\n */
-static int put_sample(shm_buf_t *o, const char *name, const group_t *g, const char *le, double v) {
-    const char *extra_k[2], *extra_v[2];
-    int ne = 0;
-    if (g->pid) extra_k[ne] = "pid", extra_v[ne++] = g->pid;
-    if (le) extra_k[ne] = "le", extra_v[ne++] = le;
-    if (ne == 2 && strcmp(extra_k[0], extra_k[1]) > 0) {
-        const char *t = extra_k[0]; extra_k[0] = extra_k[1]; extra_k[1] = t;
-        t = extra_v[0]; extra_v[0] = extra_v[1]; extra_v[1] = t;
-    }
-    if (put_name(o, name, 1)) return -ENOMEM;
+/* Renders g's labels (sorted; the file's pid among them for all/liveall
+ * gauges; le excluded) once, remembering where "le" would sort. */
+static int group_labels(gset_t *gs, group_t *g) {
+    if (g->lp) return 0;
+    shm_buf_t *o = gs->scratch;
+    o->len = 0;
     const pkey_t *k = g->k;
-    int first = 1, any = ne > 0;
-    for (uint32_t i = 0; i < k->nl && !any; i++)
-        if (!(g->nole && (int)i == k->le_idx)) any = 1;
-    if (any && shm_buf_append(o, "{", 1)) return -ENOMEM;
-    int e = 0;
-    for (uint32_t i = 0; i < k->nl; i++) {
-        if (g->nole && (int)i == k->le_idx) continue;
-        const char *ln = k->lab[i][0];
-        if (g->pid && !strcmp(ln, "pid")) continue; /* dict(labels): the file's pid wins */
-        while (e < ne && strcmp(extra_k[e], ln) < 0) {
-            if (put_pair(o, &first, extra_k[e], extra_v[e])) return -ENOMEM;
-            e++;
+    int first = 1, pid_done = !g->pid;
+    uint32_t split = UINT32_MAX;
+    for (uint32_t i = 0; i <= k->nl; i++) {
+        const char *ln = i < k->nl ? k->lab[i][0] : NULL;
+        if (ln && g->nole && (int)i == k->le_idx) continue;
+        if (ln && g->pid && !strcmp(ln, "pid")) continue; /* dict(labels): the file's pid wins */
+        if (!pid_done && (!ln || strcmp("pid", ln) < 0)) {
+            if (split == UINT32_MAX && strcmp("le", "pid") < 0) split = (uint32_t)o->len;
+            if (put_pair(o, &first, "pid", g->pid)) return -ENOMEM;
+            pid_done = 1;
         }
+        if (!ln) break;
+        if (split == UINT32_MAX && strcmp("le", ln) < 0) split = (uint32_t)o->len;
         if (put_pair(o, &first, ln, k->lab[i][1])) return -ENOMEM;
     }
-    for (; e < ne; e++)
-        if (put_pair(o, &first, extra_k[e], extra_v[e])) return -ENOMEM;
-    if (any && shm_buf_append(o, "}", 1)) return -ENOMEM;
-    char num[48];
-    num[0] = ' ';
-    int n = shm_format_double(v, num + 1);
-    num[n + 1] = '\n';
-    return shm_buf_append(o, num, (size_t)n + 2);
+    if (split == UINT32_MAX) split = (uint32_t)o->len;
+    char *p = shm__arena_alloc(gs->a, o->len + 1);
+    if (!p) return -ENOMEM;
+    memcpy(p, o->data ? o->data : "", o->len);
+    p[o->len] = 0;
+    g->lp = p;
+    g->lp_n = (uint32_t)o->len;
+    g->lp_split = split;
+    return 0;
+}
+
+/* name{labels of g, with le at its sorted place} value\n */
+static int put_sample(gset_t *gs, shm_buf_t *o, const char *name, int name_ok, group_t *g, const char *le,
+                      double v) {
+    if (group_labels(gs, g)) return -ENOMEM;
+    size_t nn = strlen(name), ln = le ? strlen(le) : 0;
+    if (shm_buf_reserve(o, nn + g->lp_n + ln + 64)) return -ENOMEM;
+    if (name_ok) {
+        memcpy(o->data + o->len, name, nn);
+        o->len += nn;
+    } else if (put_name(o, name, 1)) {
+        return -ENOMEM;
+    }
+    if (shm_buf_reserve(o, g->lp_n + ln + 64)) return -ENOMEM;
+    char *w = o->data + o->len;
+    if (g->lp_n || le) *w++ = '{';
+    const char *lp = g->lp;
+    if (le) {
+        /* lp[0, lp_split) are the labels before le; lp[lp_split, ...) the rest,
+         * starting with the comma that separated them */
+        uint32_t sp = g->lp_split;
+        memcpy(w, lp, sp);
+        w += sp;
+        if (sp) *w++ = ',';
+        memcpy(w, "le=\"", 4);
+        w += 4;
+        memcpy(w, le, ln);
+        w += ln;
+        *w++ = '"';
+        const char *rest = lp + sp;
+        size_t rn = g->lp_n - sp;
+        if (rn && *rest == ',') rest++, rn--;
+        if (rn) {
+            *w++ = ',';
+            memcpy(w, rest, rn);
+            w += rn;
+        }
+    } else {
+        memcpy(w, lp, g->lp_n);
+        w += g->lp_n;
+    }
+    if (g->lp_n || le) *w++ = '}';
+    *w++ = ' ';
+    w += shm_format_double(v, w);
+    *w++ = '\n';
+    o->len = (size_t)(w - o->data);
+    o->data[o->len] = 0;
+    return 0;
 }
 
 static int wanted(const char *const *names, size_t n, const char *s) {
@@ -376,6 +425,7 @@ static int render_family(mfam_t *f, gset_t *gs, int om, const char *const *names
     if (!bname) return -ENOMEM;
     memcpy(bname, f->name, nl);
     memcpy(bname + nl, "_bucket", 8);
+    int bname_ok = shm__valid_metric_name(bname);
     if (n_names) {
         /* restricted to the requested sample names; families without any are left out */
         int any = 0;
@@ -396,14 +446,14 @@ static int render_family(mfam_t *f, gset_t *gs, int om, const char *const *names
             const ser_t *s = &g->s[i];
             if (s->name) {
                 if (n_names && !wanted(names, n_names, s->name)) continue;
-                if (put_sample(o, s->name, g, NULL, s->v)) return -ENOMEM;
+                if (put_sample(gs, o, s->name, shm__valid_metric_name(s->name), g, NULL, s->v)) return -ENOMEM;
                 continue;
             }
             if (n_names && !wanted(names, n_names, bname)) continue;
             for (uint32_t b = 0; b < g->nb; b++) {
                 char le[48];
                 shm_format_double(g->b[b].bound, le);
-                if (put_sample(o, bname, g, le, g->b[b].v)) return -ENOMEM;
+                if (put_sample(gs, o, bname, bname_ok, g, le, g->b[b].v)) return -ENOMEM;
             }
         }
     }
@@ -414,7 +464,7 @@ int shm__render(shm_collector_t *c, shm_format_t fmt, const char *const *names, 
     int om = fmt == SHM_FORMAT_OPENMETRICS;
     if (shm_buf_reserve(o, 4096)) return -ENOMEM;
     for (mfam_t *f = c->fam_head; f; f = f->next) {
-        gset_t gs = {.gen = c->gen, .a = &c->scrape};
+        gset_t gs = {.gen = c->gen, .scratch = &c->lbuf, .a = &c->scrape};
         int rc = accumulate(f, &gs);
         if (!rc) rc = render_family(f, &gs, om, names, n_names, o);
         if (rc) return rc;

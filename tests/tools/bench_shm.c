@@ -87,15 +87,22 @@ static int scrape(const char *dir, int n) {
     shm_buf_t out = {0};
     shm_scrape_stats_t st;
     if (shm_collector_scrape(c, SHM_FORMAT_TEXT, NULL, 0, &out, &st)) return 1; /* warm */
-    double best = 1e9, sum = 0;
+    double best = 1e9, sum = 0, *ts = calloc((size_t)n, sizeof *ts);
     for (int i = 0; i < n; i++) {
         out.len = 0;
         double t0 = now();
         shm_collector_scrape(c, SHM_FORMAT_TEXT, NULL, 0, &out, &st);
         double dt = now() - t0;
         sum += dt;
+        ts[i] = dt;
         if (dt < best) best = dt;
     }
+    for (int i = 1; i < n; i++) /* insertion sort for the median */
+        for (int j = i; j > 0 && ts[j - 1] > ts[j]; j--) {
+            double t = ts[j]; ts[j] = ts[j - 1]; ts[j - 1] = t;
+        }
+    printf("scrape_median_s %.9f\n", ts[n / 2]);
+    free(ts);
     printf("scrape_mean_s %.9f\nscrape_min_s %.9f\nfiles %llu\nentries %llu\nbytes %zu\n", sum / n, best,
            (unsigned long long)st.files_read, (unsigned long long)st.entries, out.len);
     shm_buf_free(&out);
