@@ -6,6 +6,7 @@
  * Compaction holds the directory lock exclusively while it publishes the new
  * archive and removes the dead file, and shm_collector holds it shared while
  * it reads, so a cvllm scrape sees either both files or the merged archive. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -190,4 +191,28 @@ int shm_compact_dead(const char *dir, const char *id) {
     }
     close(lock);
     return rc;
+}
+
+int shm_dir_create_private(const char *parent, char *out, size_t n) {
+    if (!parent) parent = getenv("TMPDIR");
+    if (!parent || !*parent) parent = "/tmp";
+    int len = snprintf(out, n, "%s/cvllm-metrics-XXXXXX", parent);
+    if (len < 0 || (size_t)len >= n) return -ENAMETOOLONG;
+    if (!mkdtemp(out)) return -errno; /* mkdtemp creates it 0700 */
+    return 0;
+}
+
+int shm_dir_remove(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -errno;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *nm = e->d_name;
+        size_t l = strlen(nm);
+        int ours = (l > 3 && !strcmp(nm + l - 3, ".db")) || !strcmp(nm, ".cvllm-metrics.lock") ||
+                   !strncmp(nm, ".tmp-", 5) || strstr(nm, ".db.corrupt");
+        if (ours) unlinkat(dirfd(d), nm, 0);
+    }
+    closedir(d);
+    return rmdir(dir) < 0 ? -errno : 0;
 }

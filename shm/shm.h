@@ -242,6 +242,16 @@ static inline double shm_metric_value(const shm_metric_t *m) {
 
 /* --- process lifecycle ------------------------------------------------------------ */
 
+/* Creates a fresh private directory (mode 0700) for PROMETHEUS_MULTIPROC_DIR
+ * under `parent` (NULL: $TMPDIR or /tmp) and writes its path into out (n
+ * bytes). Returns 0, -ENAMETOOLONG or a negative errno. */
+int shm_dir_create_private(const char *parent, char *out, size_t n);
+
+/* Removes a directory created by shm_dir_create_private and the metrics files
+ * in it (*.db, the lock file, temporary files; nothing else, and no
+ * recursion). Returns 0 or a negative errno. */
+int shm_dir_remove(const char *dir);
+
 /* prometheus_client's mark_process_dead: removes gauge_live*_<id>.db of that
  * process from dir (NULL: the environment's directory). Counters, histograms,
  * summaries and non-live gauges stay. Returns 0 or a negative errno.

@@ -540,6 +540,28 @@ static void test_collector_reuse(void) {
     shm_registry_destroy(&a);
 }
 
+static void test_private_dir(void) {
+    char p[256];
+    CHECK_RC(shm_dir_create_private(NULL, p, sizeof p));
+    struct stat st;
+    CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+    shm_registry_t *r;
+    shm_registry_opts_t o = {.dir = p};
+    CHECK_RC(shm_registry_new(&o, &r));
+    shm_metric_t *m = NULL;
+    shm_family_t *f;
+    shm_family_desc_t d = {.type = SHM_COUNTER, .name = "x", .help = "x"};
+    CHECK_RC(shm_family_new(r, &d, &f));
+    CHECK_RC(shm_metric_get(f, NULL, &m));
+    char path[300];
+    snprintf(path, sizeof path, "%s/counter_%ld.db", p, (long)getpid());
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    shm_registry_destroy(&r);
+    CHECK_RC(shm_dir_remove(p));
+    CHECK(stat(p, &st) < 0);
+    CHECK(shm_dir_create_private("/nonexistent-dir", p, sizeof p) == -ENOENT);
+}
+
 int main(void) {
     struct {
         const char *name;
@@ -549,7 +571,7 @@ int main(void) {
         {"growth", test_growth},             {"modes", test_modes},           {"histogram", test_histogram},
         {"bad_files", test_bad_files},       {"negotiate", test_negotiate},   {"compaction", test_compaction},
         {"fork", test_fork},                 {"threads", test_threads},       {"set_id", test_set_id},
-        {"collector_reuse", test_collector_reuse},
+        {"collector_reuse", test_collector_reuse}, {"private_dir", test_private_dir},
     };
     const char *only = getenv("SHM_TEST");
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
