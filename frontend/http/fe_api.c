@@ -8,12 +8,58 @@
 
 #include "fe_api.h"
 
+/* Series handles resolved once per (method, status class, handler): the
+ * request path then records without touching the registry's lock. */
+typedef struct {
+    char key[96];
+    shm_metric_t *total, *lowr, *in_size, *out_size;
+} http_series_t;
+
 struct fe_api {
     fe_api_opts_t o;
     char *version;
     shm_collector_t *collector;
     shm_buf_t text, gz, tmp;
+    shm_family_t *f_total, *f_in, *f_out, *f_highr, *f_lowr;
+    shm_metric_t *highr;
+    http_series_t series[64];
+    int n_series;
 };
+
+static const double highr_buckets[] = {0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2,
+                                       2.5,  3,     3.5,  4,     4.5, 5,    7.5, 10,   30, 60};
+static const double lowr_buckets[] = {0.1, 0.5, 1};
+
+static int http_metrics_init(fe_api_t *a, shm_registry_t *r) {
+    const char *mst[] = {"method", "status", "handler"}, *h[] = {"handler"}, *mh[] = {"method", "handler"};
+    shm_family_desc_t d[] = {
+        {.type = SHM_COUNTER, .name = "http_requests_total",
+         .help = "Total number of requests by method, status and handler.", .label_names = mst, .n_labels = 3},
+        {.type = SHM_SUMMARY, .name = "http_request_size_bytes",
+         .help = "Content length of incoming requests by handler. Only value of header is respected. Otherwise "
+                 "ignored. No percentile calculated. ",
+         .label_names = h, .n_labels = 1},
+        {.type = SHM_SUMMARY, .name = "http_response_size_bytes",
+         .help = "Content length of outgoing responses by handler. Only value of header is respected. Otherwise "
+                 "ignored. No percentile calculated. ",
+         .label_names = h, .n_labels = 1},
+        {.type = SHM_HISTOGRAM, .name = "http_request_duration_highr_seconds",
+         .help = "Latency with many buckets but no API specific labels. Made for more accurate percentile "
+                 "calculations. ",
+         .buckets = highr_buckets, .n_buckets = sizeof highr_buckets / sizeof highr_buckets[0]},
+        {.type = SHM_HISTOGRAM, .name = "http_request_duration_seconds",
+         .help = "Latency with only few buckets by handler. Made to be only used if aggregation by handler is "
+                 "important. ",
+         .label_names = mh, .n_labels = 2, .buckets = lowr_buckets, .n_buckets = 3},
+    };
+    shm_family_t **out[] = {&a->f_total, &a->f_in, &a->f_out, &a->f_highr, &a->f_lowr};
+    for (int i = 0; i < 5; i++) {
+        int rc = shm_family_new(r, &d[i], out[i]);
+        if (rc) return rc;
+    }
+    /* the label-less histogram exists from the start, as in prometheus_client */
+    return shm_metric_get(a->f_highr, NULL, &a->highr);
+}
 
 int fe_api_new(const fe_api_opts_t *opts, fe_api_t **out) {
     fe_api_t *a = calloc(1, sizeof *a);
@@ -22,6 +68,7 @@ int fe_api_new(const fe_api_opts_t *opts, fe_api_t **out) {
     a->version = strdup(opts->version ? opts->version : "");
     shm_collector_opts_t co = {.dir = opts->metrics_dir, .self = opts->registry};
     int rc = a->version ? shm_collector_new(&co, &a->collector) : -ENOMEM;
+    if (!rc && opts->registry && (rc = http_metrics_init(a, opts->registry))) shm_collector_destroy(&a->collector);
     if (rc) {
         free(a->version);
         free(a);
@@ -186,4 +233,50 @@ void fe_api_handle(void *ud, fe_http_conn_t *c, const fe_http_req_t *r) {
     } else {
         not_found(c);
     }
+}
+
+/* Route template of a path for the handler label; NULL for excluded routes. */
+static const char *handler_of(const char *path) {
+    static const char *const excluded[] = {"/metrics", "/health", "/load", "/ping", "/version", "/server_info"};
+    static const char *const routes[] = {"/v1/completions", "/v1/chat/completions", "/v1/models", "/tokenize",
+                                         "/detokenize", "/invocations"};
+    for (size_t i = 0; i < sizeof excluded / sizeof excluded[0]; i++)
+        if (!strcmp(path, excluded[i])) return NULL;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (!strcmp(path, routes[i])) return routes[i];
+    return "none"; /* untemplated routes are grouped, as the instrumentator does */
+}
+
+static http_series_t *series_for(fe_api_t *a, const char *method, const char *status, const char *handler) {
+    char key[96];
+    snprintf(key, sizeof key, "%s %s %s", method, status, handler);
+    for (int i = 0; i < a->n_series; i++)
+        if (!strcmp(a->series[i].key, key)) return &a->series[i];
+    if (a->n_series == (int)(sizeof a->series / sizeof a->series[0])) return NULL;
+    http_series_t *s = &a->series[a->n_series];
+    const char *mst[] = {method, status, handler}, *h[] = {handler}, *mh[] = {method, handler};
+    if (shm_metric_get(a->f_total, mst, &s->total) || shm_metric_get(a->f_in, h, &s->in_size) ||
+        shm_metric_get(a->f_out, h, &s->out_size) || shm_metric_get(a->f_lowr, mh, &s->lowr))
+        return NULL;
+    snprintf(s->key, sizeof s->key, "%s", key);
+    a->n_series++;
+    return s;
+}
+
+void fe_api_on_complete(void *ud, fe_http_conn_t *c, const fe_http_req_t *r, int status, size_t content_length,
+                        double seconds) {
+    fe_api_t *a = ud;
+    (void)c;
+    if (!a->f_total) return;
+    const char *handler = handler_of(r->path);
+    if (!handler) return;
+    char st[4] = {(char)('0' + (status / 100) % 10), 'x', 'x', 0};
+    http_series_t *s = series_for(a, r->method, st, handler);
+    if (!s) return;
+    const char *cl = fe_http_header(r, "content-length");
+    shm_counter_inc(s->total, 1);
+    shm_summary_observe(s->in_size, cl ? strtod(cl, NULL) : 0);
+    shm_summary_observe(s->out_size, (double)content_length);
+    shm_histogram_observe(a->highr, seconds);
+    shm_histogram_observe(s->lowr, seconds);
 }

@@ -33,6 +33,15 @@ void fe_api_destroy(fe_api_t **api);
 /* The fe_http handler: pass fe_api_handle as opts.handler and the api as ud. */
 void fe_api_handle(void *api, fe_http_conn_t *c, const fe_http_req_t *req);
 
+/* The fe_http completion hook (opts.on_complete): records the HTTP metrics of
+ * prometheus-fastapi-instrumentator as vLLM exposes them (http_requests_total
+ * {method,status,handler}, http_request_size_bytes, http_response_size_bytes,
+ * http_request_duration_highr_seconds, http_request_duration_seconds
+ * {method,handler}); /metrics, /health, /load, /ping, /version and
+ * /server_info are excluded, unknown routes count as handler "none". */
+void fe_api_on_complete(void *api, fe_http_conn_t *c, const fe_http_req_t *req, int status, size_t content_length,
+                        double seconds);
+
 /* Answers with vLLM's error envelope:
  * {"error": {"message": ..., "type": ..., "param": null, "code": status}}. */
 int fe_api_error(fe_http_conn_t *c, int status, const char *type, const char *message);

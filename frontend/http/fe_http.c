@@ -77,6 +77,9 @@ struct fe_http_conn {
     size_t n_h;
     int in_value;
     fe_http_req_t req;
+    uint64_t t_head;       /* uv_hrtime() at the end of the request head */
+    int resp_status;
+    size_t resp_len;
     bbuf_t pend, work;
     void *user;
     char rbuf[65536];
@@ -239,6 +242,9 @@ static int head(char *out, size_t n, fe_http_conn_t *c, int status, const char *
 static void process(fe_http_conn_t *c);
 
 static void request_done(fe_http_conn_t *c) {
+    if (c->srv->o.on_complete)
+        c->srv->o.on_complete(c->srv->o.ud, c, &c->req, c->resp_status, c->resp_len,
+                              (double)(uv_hrtime() - c->t_head) * 1e-9);
     c->busy = 0;
     c->streaming = 0;
     c->srv->n_busy--;
@@ -264,6 +270,8 @@ int fe_http_respond(fe_http_conn_t *c, int status, const char *ctype, const char
     h[hn++] = '\n';
     int rc = conn_write(c, h, (size_t)hn, body, n);
     if (rc) return rc;
+    c->resp_status = status;
+    c->resp_len = n;
     request_done(c);
     return 0;
 }
@@ -277,6 +285,8 @@ int fe_http_stream_start(fe_http_conn_t *c, int status, const char *ctype, const
     h[hn++] = '\r';
     h[hn++] = '\n';
     c->streaming = 1;
+    c->resp_status = status;
+    c->resp_len = 0;
     return conn_write(c, h, (size_t)hn, NULL, 0);
 }
 
@@ -470,6 +480,7 @@ static int cb_value_done(llhttp_t *p) {
 
 static int cb_headers_done(llhttp_t *p) {
     fe_http_conn_t *c = CONN(p);
+    c->t_head = uv_hrtime();
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->o.max_body_bytes) {
         c->err_status = 413;
         return -1;

@@ -58,6 +58,11 @@ typedef struct {
     uint64_t idle_timeout_ms;     /* 0: 5 s (uvicorn's keep-alive default) */
     fe_http_handler_fn handler;
     void (*on_abort)(void *ud, fe_http_conn_t *c);
+    /* Called when a response is complete (not for aborted requests): status,
+     * the Content-Length sent (0 for a streamed response) and the seconds
+     * from the end of the request head to the end of the response. */
+    void (*on_complete)(void *ud, fe_http_conn_t *c, const fe_http_req_t *req, int status, size_t content_length,
+                        double seconds);
     void *ud;
 } fe_http_opts_t;
 

@@ -183,3 +183,19 @@ def test_reuseport_workers_share_the_port(tmp_path):
         b.stop()
     files = [f for f in os.listdir(tmp_path) if f.endswith('.db')]
     assert len({f.rsplit('_', 1)[1] for f in files}) == 2
+
+
+def test_http_metrics_like_the_instrumentator(server):
+    for _ in range(3):
+        server.get('/v1/unknown', method='POST', body=b'12345', headers={'Content-Type': 'application/json'})
+    server.get('/health')
+    server.get('/version')
+    r, text = server.get('/metrics')
+    text = text.decode()
+    assert 'http_requests_total{handler="none",method="POST",status="4xx"} 3.0' in text
+    assert 'handler="/health"' not in text and 'handler="/version"' not in text
+    assert 'http_request_size_bytes_count{handler="none"} 3.0' in text
+    assert 'http_request_size_bytes_sum{handler="none"} 15.0' in text
+    assert 'http_response_size_bytes_sum{handler="none"} 66.0' in text      # 3 x {"detail":"Not Found"}
+    assert 'http_request_duration_highr_seconds_count 3.0' in text
+    assert 'http_request_duration_seconds_bucket{handler="none",le="+Inf",method="POST"} 3.0' in text

@@ -51,6 +51,7 @@ int main(int argc, char **argv) {
     if ((rc = fe_api_new(&ao, &api))) return fprintf(stderr, "api: %s\n", shm_strerror(rc)), 1;
     uv_loop_t *loop = uv_default_loop();
     ho.handler = fe_api_handle;
+    ho.on_complete = fe_api_on_complete;
     ho.ud = api;
     if ((rc = fe_http_server_start(loop, &ho, &srv))) return fprintf(stderr, "listen: %s\n", uv_strerror(rc)), 1;
     uv_signal_init(loop, &sig_term);
