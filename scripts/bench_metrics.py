@@ -154,6 +154,8 @@ def main():
     print('|---|---|---|')
     print(f"| counter inc, same series back to back (ns) | {hot['counter_inc_ns']} | <= 5 |")
     print(f"| counter inc, 8 series round robin (ns) | {hot['counter_inc_8_series_ns']} | <= 5 |")
+    print(f"| counter inc, single-writer variant `shm_counter_inc_local` (ns) | {hot['counter_inc_local_ns']} | <= 5 |")
+    print(f"| histogram observe, single-writer variant (ns) | {hot['histogram_observe_local_22_ns']} | <= 20 |")
     print(f"| gauge set (ns) | {hot['gauge_set_ns']} | |")
     print(f"| gauge set, mostrecent mode: value + wall clock (ns) | {hot['gauge_set_mostrecent_ns']} | |")
     print(f"| histogram observe, 22 buckets (ns) | {hot['histogram_observe_22_ns']} | <= 20 |")

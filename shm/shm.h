@@ -215,23 +215,51 @@ static inline void shm_gauge_inc(shm_metric_t *m, double v) {
 
 /* Histogram: _sum += v and +1 in the first bucket with v <= bound (NaN
  * matches no bucket, as in prometheus_client). */
-static inline void shm_histogram_observe(shm_metric_t *m, double v) {
+/* Branchless lower bound: the first i with v <= bound[i] (the last bound is
+ * +Inf, so every non-NaN v has one; NaN ends at 0 and fails the <= test). */
+static inline uint32_t shm__bucket_index(const shm_metric_t *m, double v) {
     uint32_t lo = 0, n = m->n_bucket;
     const double *b = m->bound;
-    /* lower_bound: first index with v <= b[i]; b[n-1] is +Inf */
     while (n > 1) {
         uint32_t half = n / 2;
         lo = (b[lo + half - 1] < v) ? lo + half : lo;
         n -= half;
     }
+    return lo;
+}
+
+static inline void shm_histogram_observe(shm_metric_t *m, double v) {
+    uint32_t i = shm__bucket_index(m, v);
     shm__atomic_add(m->value, v);
-    if (v <= b[lo]) shm__atomic_add(m->bucket[lo], 1.0);
+    if (v <= m->bound[i]) shm__atomic_add(m->bucket[i], 1.0);
 }
 
 /* Summary: _count += 1, _sum += v. */
 static inline void shm_summary_observe(shm_metric_t *m, double v) {
     shm__atomic_add(m->value, 1.0);
     shm__atomic_add(m->sum, v);
+}
+
+/* Single-writer variants, for series that only one thread ever records (a
+ * frontend worker's event loop, the engine's step loop): a plain load and an
+ * atomic 8-byte store instead of a locked read-modify-write, so back-to-back
+ * updates are not serialised on the CPU's atomic latency. Readers in other
+ * processes still see whole values. Mixing them with the thread-safe forms on
+ * the same series, or calling them from two threads, loses updates. */
+static inline void shm__local_add(uint64_t *slot, double v) {
+    __atomic_store_n(slot, shm__d_to_bits(shm__bits_to_d(__atomic_load_n(slot, __ATOMIC_RELAXED)) + v),
+                     __ATOMIC_RELAXED);
+}
+
+static inline void shm_counter_inc_local(shm_metric_t *m, double v) {
+    if (v < 0) return;
+    shm__local_add(m->value, v);
+}
+
+static inline void shm_histogram_observe_local(shm_metric_t *m, double v) {
+    uint32_t i = shm__bucket_index(m, v);
+    shm__local_add(m->value, v);
+    if (v <= m->bound[i]) shm__local_add(m->bucket[i], 1.0);
 }
 
 /* Current value of a counter or gauge (histogram: _sum; summary: _count) as

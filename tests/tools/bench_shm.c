@@ -67,13 +67,19 @@ static int hot(long n) {
     }
     for (long i = 0; i < n; i++) shm_counter_inc(cs[i & 7], 1.0);
     double t6 = now();
+    for (long i = 0; i < n; i++) shm_counter_inc_local(c, 1.0);
+    double t7 = now();
+    for (long i = 0; i < n; i++) shm_histogram_observe_local(h, vals[i & 1023]);
+    double t8 = now();
     printf("counter_inc_ns %.2f\n", (t1 - t0) / n * 1e9);
     printf("gauge_set_ns %.2f\n", (t2 - t1) / n * 1e9);
     printf("gauge_set_mostrecent_ns %.2f\n", (t3 - t2) / (n / 4) * 1e9);
     printf("histogram_observe_22_ns %.2f\n", (t4 - t3) / n * 1e9);
     printf("summary_observe_ns %.2f\n", (t5 - t4) / n * 1e9);
     printf("counter_inc_8_series_ns %.2f\n", (t6 - t5) / n * 1e9);
-    if (shm_metric_value(c) != (double)n) return 1;
+    printf("counter_inc_local_ns %.2f\n", (t7 - t6) / n * 1e9);
+    printf("histogram_observe_local_22_ns %.2f\n", (t8 - t7) / n * 1e9);
+    if (shm_metric_value(c) != 2.0 * (double)n) return 1;
     shm_registry_destroy(&r);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -269,9 +269,11 @@ static void test_histogram(void) {
     shm_histogram_observe(hb, 100);
     shm_histogram_observe(hb, 0.1); /* le is inclusive */
     shm_histogram_observe(hb, NAN); /* sum only */
+    shm_histogram_observe_local(ha, 10); /* single-writer form: same placement */
+    shm_histogram_observe_local(ha, -1);
     char *out = scrape(SHM_FORMAT_TEXT, NULL);
-    CHECK(strstr(out, "lat_bucket{le=\"0.1\"} 2.0\nlat_bucket{le=\"1.0\"} 3.0\nlat_bucket{le=\"10.0\"} 4.0\n"
-                      "lat_bucket{le=\"+Inf\"} 5.0\nlat_count 5.0\n"));
+    CHECK(strstr(out, "lat_bucket{le=\"0.1\"} 3.0\nlat_bucket{le=\"1.0\"} 4.0\nlat_bucket{le=\"10.0\"} 6.0\n"
+                      "lat_bucket{le=\"+Inf\"} 7.0\nlat_count 7.0\n"));
     CHECK(strstr(out, "lat_sum NaN\n"));
     shm_registry_destroy(&a);
     shm_registry_destroy(&b);
