@@ -47,10 +47,52 @@ static int buf_puts(shm_buf_t *b, const char *s) { return shm_buf_append(b, s, s
 
 /* --- floats ----------------------------------------------------------------- */
 
+static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                               1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Fast path for the common case: a 15-digit decimal m * 10^(e-14) that
+ * round-trips, found without printf. m and 10^k are exact doubles for k <= 22,
+ * so m / 10^k is the correctly rounded value of the decimal: if it equals d,
+ * the decimal round-trips, and for a normal double at most one 15-digit
+ * decimal can (their spacing exceeds the rounding interval), so it is the
+ * correctly rounded one printf would give. Returns 0 when not applicable. */
+static int fast15(double d, char digits[24], int *exp10) {
+    int e = (int)floor(log10(d));
+    for (int tries = 0; tries < 3; tries++) {
+        int k = 14 - e;
+        if (k < 0 || k > 22) return 0;
+        double m = nearbyint(d * p10[k]);
+        if (m >= 1e15) {
+            e++;
+            continue;
+        }
+        if (m < 1e14) {
+            e--;
+            continue;
+        }
+        if (m / p10[k] != d) return 0;
+        uint64_t u = (uint64_t)m;
+        for (int i = 14; i >= 0; i--) {
+            digits[i] = (char)('0' + u % 10);
+            u /= 10;
+        }
+        int n = 15;
+        while (n > 1 && digits[n - 1] == '0') n--;
+        digits[n] = 0;
+        *exp10 = e;
+        return n;
+    }
+    return 0;
+}
+
 /* Shortest digits that round-trip (Python repr's 'r' mode): *exp10 is the
  * decimal exponent of the first digit. Returns the digit count. */
 static int shortest_digits(double d, char digits[24], int *exp10) {
     char tmp[40];
+    if (d >= DBL_MIN) {
+        int n = fast15(d, digits, exp10);
+        if (n) return n;
+    }
     if (d < DBL_MIN) {
         /* subnormals carry fewer bits: the shortest may be far below 15
          * digits; round-tripping is monotone in the digit count, so bisect */

@@ -335,3 +335,21 @@ def test_concurrent_writers_and_scraper(cvllm, shm_tool, tmp_path):
     assert last == n_proc * n_inc
     assert scrapes > 3
     assert c_expo(cvllm, d) == py_expo(d)
+
+
+def test_float_formatting_matches_python(shm_tool):
+    """floatToGoString (Python repr + Go exponent rule) on 60,000 doubles:
+    random bit patterns, short decimals, integers, sums, subnormals."""
+    import struct
+    from prometheus_client.utils import floatToGoString
+    rnd = random.Random(7)
+    vals = [0.0, -0.0, 1e16, 1e15, 999999999999999.9, 1e22, 1e23, 5e-324, 2.2250738585072014e-308, 1e6, 123456.5]
+    for _ in range(20000):
+        vals.append(struct.unpack('<d', struct.pack('<Q', rnd.getrandbits(64)))[0])
+        vals.append(round(rnd.uniform(-1e6, 1e7), rnd.randint(0, 9)))
+        vals.append(sum(rnd.choice([0.1, 0.37, 0.005, 1.25, 3.3]) for _ in range(rnd.randint(1, 50))))
+    hexes = [struct.pack('<d', v)[::-1].hex() for v in vals]
+    out = c_write(shm_tool, [['format', hexes]]).splitlines()
+    want = [floatToGoString(v) for v in vals]
+    bad = [(v, o, w) for v, o, w in zip(vals, out, want) if o != w]
+    assert not bad, bad[:10]

@@ -10,6 +10,7 @@
  *   ["set_id", id]  ["mark_dead", dir, id]  ["compact", dir, id]
  *   ["scrape", dir, "text"|"openmetrics"]   prints the exposition then "\n#END"
  *   ["sleep_ms", n]  ["hammer", metric, n]  (n counter increments)
+ *   ["format", ["<hex bits>", ...]]      floatToGoString of each double, one per line
  *   ["hammer_grow", metric, n, fam]       (n increments, a new series of fam every 500)
  * Errors print "ERR <code> <message>" and continue. */
 #include <cjson/cJSON.h>
@@ -157,6 +158,17 @@ static void run(cJSON *c) {
             printf("\n#END\n");
             shm_buf_free(&out);
             shm_collector_destroy(&col);
+        }
+    } else if (!strcmp(op, "format")) {
+        /* ["format", ["<16 hex digits of the double's bits>", ...]] */
+        int n = cJSON_GetArraySize(a1);
+        for (int i = 0; i < n; i++) {
+            uint64_t u = strtoull(cJSON_GetArrayItem(a1, i)->valuestring, NULL, 16);
+            double d;
+            memcpy(&d, &u, 8);
+            char buf[64];
+            shm_format_double(d, buf);
+            printf("%s\n", buf);
         }
     } else if (!strcmp(op, "sleep_ms")) {
         struct timespec ts = {0, (long)num(a1) * 1000000L};
