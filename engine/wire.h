@@ -27,9 +27,9 @@ extern "C" {
 #define WIRE_MAX_FRAME (64u << 20)
 
 enum {
-    WIRE_EMALFORMED = -5101, /* truncated, trailing bytes, bad count, bad enum */
-    WIRE_EVERSION = -5102,   /* magic right, version unknown */
-    WIRE_ENOMEM = -5103,
+    WIRE_EMALFORMED = -5401, /* truncated, trailing bytes, bad count, bad enum */
+    WIRE_EVERSION = -5402,   /* magic right, version unknown */
+    WIRE_ENOMEM = -5403,
 };
 
 typedef enum {
