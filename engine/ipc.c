@@ -46,6 +46,9 @@ int ipc_server_open(const char *endpoint, ipc_server_t **out) {
     s->sock = zmq_socket(g_ctx, ZMQ_ROUTER);
     int one = 1, rc = s->sock ? common_opts(s->sock) : -errno;
     if (!rc && zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one)) rc = -errno;
+    /* a frontend restarted under the same id takes its name over at once,
+     * instead of being refused while the dead connection lingers */
+    if (!rc && zmq_setsockopt(s->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one)) rc = -errno;
     if (!rc && zmq_bind(s->sock, endpoint)) rc = -errno;
     if (rc) {
         if (s->sock) zmq_close(s->sock);

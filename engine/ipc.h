@@ -5,7 +5,8 @@
  * supervisor connects a DEALER with a routing id ("fe-<index>", "sup"), so the
  * engine answers a peer by its id and learns of frontends as they connect.
  * Sends to a peer that is gone fail with -EHOSTUNREACH (ROUTER_MANDATORY)
- * instead of vanishing. Clients reconnect by themselves when an engine
+ * instead of vanishing; a peer reconnecting under an id in use takes it over
+ * (ROUTER_HANDOVER), so a restarted frontend is reachable at once. Clients reconnect by themselves when an engine
  * restarts on the same endpoint.
  *
  * Thread-safety: a socket belongs to one thread (ZeroMQ's rule); the context
