@@ -20,6 +20,7 @@
 
 #include "chat_template.h"
 #include "cli.h"
+#include "model_path.h"
 
 #if defined(__has_include)
 #if __has_include("gguf.h")
@@ -218,6 +219,15 @@ int cmd_chat_template(int argc, char **argv)
             fprintf(stderr, "cvllm chat-template: %s: %s\n", tmpl_path, strerror(errno));
             goto out;
         }
+    }
+    char resolved[4096];
+    if (strcmp(model, "-") != 0) {
+        char rerr[1024];
+        if (model_path_resolve(model, resolved, sizeof resolved, rerr, sizeof rerr)) {
+            fprintf(stderr, "cvllm chat-template: %s\n", rerr);
+            goto out;
+        }
+        model = resolved;
     }
     if (strcmp(model, "-") != 0) {
         struct stat st;

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "model_path.h"
 #include "gguf.h"
 #include "k_ops.h"
 #include "model_config.h"
@@ -418,6 +419,12 @@ int cmd_model_info(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    char resolved[4096], rerr[1024];
+    if (model_path_resolve(path, resolved, sizeof resolved, rerr, sizeof rerr)) {
+        fprintf(stderr, "cvllm model-info: %s\n", rerr);
+        return 1;
+    }
+    path = resolved;
     struct stat st;
     if (stat(path, &st) != 0) {
         fprintf(stderr, "cvllm model-info: %s: %s\n", path, strerror(errno));

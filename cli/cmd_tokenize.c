@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "model_path.h"
 #include "tokenizer.h"
 
 static char *read_stdin(size_t *len) {
@@ -46,9 +47,13 @@ static char *read_stdin(size_t *len) {
 }
 
 static tok_tokenizer_t *load(const char *cmd, const char *model) {
-    char err[512];
+    char err[1024], resolved[4096];
     tok_tokenizer_t *t = NULL;
-    int rc = tok_load(model, &t, err, sizeof err);
+    if (model_path_resolve(model, resolved, sizeof resolved, err, sizeof err)) {
+        fprintf(stderr, "cvllm %s: %s\n", cmd, err);
+        return NULL;
+    }
+    int rc = tok_load(resolved, &t, err, sizeof err);
     if (rc) {
         fprintf(stderr, "cvllm %s: %s\n", cmd, err);
         return NULL;
