@@ -14,5 +14,6 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_chat_template(int argc, char **argv);
 int cmd_model_info(int argc, char **argv);
+int cmd_engine_core(int argc, char **argv);
 
 #endif

@@ -18,6 +18,9 @@ static const cli_cmd_t commands[] = {
 #ifdef CVLLM_HAVE_MODEL_INFO
     {"model-info", cmd_model_info, "describe a model file: architecture, hyper-parameters, tensors"},
 #endif
+#ifdef CVLLM_HAVE_ENGINE
+    {"engine-core", cmd_engine_core, "(internal) one engine process; cvllm serve starts these"},
+#endif
 };
 
 static void usage(FILE *f) {

@@ -56,7 +56,11 @@ static const opt_t opts[] = {
     {"max-log-len", NULL, T_INT, OFF(max_log_len), "truncate logged prompts to this many characters"},
     {"log-level", NULL, T_STR, OFF(log_level), "debug, info, warning, error"},
     {"enforce-eager", NULL, T_FLAG, OFF(enforce_eager), "no CUDA graphs"},
+    {"threads", NULL, T_INT, OFF(threads), "CPU threads of the model runner (default: all cores)"},
     {"dry-run", NULL, T_FLAG, OFF(dry_run), "print the resolved configuration as JSON and exit"},
+    /* internal (no help): the supervisor's arguments to the processes it starts */
+    {"engine-index", NULL, T_INT, OFF(engine_index), NULL},
+    {"engine-endpoint", NULL, T_STR, OFF(engine_endpoint), NULL},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])
@@ -81,6 +85,7 @@ static const char *suggest(const char *name) {
     const char *best = NULL;
     size_t bd = 4;
     for (size_t i = 0; i < N_OPTS; i++) {
+        if (!opts[i].help) continue;
         size_t d = edit_distance(name, opts[i].name);
         if (d < bd || (!best && strstr(opts[i].name, name) && strlen(name) >= 4)) {
             bd = d < bd ? d : bd;
@@ -147,6 +152,9 @@ static int check(serve_args_t *a, char *err, size_t n) {
         return snprintf(err, n, "--max-num-seqs, --max-num-batched-tokens and --long-prefill-token-threshold "
                                 "must not be negative"), 2;
     if (a->data_parallel_size < 1) return snprintf(err, n, "--data-parallel-size must be at least 1"), 2;
+    if (a->engine_index < 0 || a->engine_index >= a->data_parallel_size)
+        return snprintf(err, n, "--engine-index must be in [0, %d)", a->data_parallel_size), 2;
+    if (a->threads < 0) return snprintf(err, n, "--threads must not be negative"), 2;
     if (a->api_server_count < 0) return snprintf(err, n, "--api-server-count must be at least 1"), 2;
     if (a->tensor_parallel_size != 1)
         return snprintf(err, n, "--tensor-parallel-size %d: tensor parallelism is not built yet", a->tensor_parallel_size), 2;
@@ -271,6 +279,7 @@ void serve_args_usage(void *fp) {
     fprintf(f, "usage: cvllm serve [MODEL] [options]\n\noptions:\n");
     for (size_t k = 0; k < N_OPTS; k++) {
         const opt_t *o = &opts[k];
+        if (!o->help) continue;
         char flag[80];
         snprintf(flag, sizeof flag, "--%s%s%s%s", o->type == T_BOOL ? "[no-]" : "", o->name,
                  o->shorthand ? ", " : "", o->shorthand ? o->shorthand : "");

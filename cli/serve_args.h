@@ -45,7 +45,11 @@ typedef struct {
     int max_log_len;                   /* 0: unlimited */
     const char *log_level;             /* "info" */
     int enforce_eager;
+    int threads;                       /* CPU threads for the model runner; 0: cores */
     int dry_run;                       /* print the resolved configuration and exit */
+    /* internal: set by the supervisor for the processes it starts */
+    int engine_index;
+    const char *engine_endpoint;
 } serve_args_t;
 
 /* Parses argv[1..argc) (argv[0] is "serve"). Borrowed strings point into argv
