@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 
 #include "cli.h"
+#include "eng_metrics.h"
 #include "engine.h"
 #include "model_runner.h"
 #include "serve_args.h"
@@ -132,6 +133,16 @@ int cmd_engine_core(int argc, char **argv) {
     if (!a.disable_log_stats && getenv("PROMETHEUS_MULTIPROC_DIR")) {
         shm_registry_opts_t ro = {0};
         int r = shm_registry_new(&ro, &reg);
+        if (r) {
+            fprintf(stderr, "cvllm engine-core: metrics: %s\n", shm_strerror(r));
+            goto out;
+        }
+    }
+    if (reg) {
+        eng_cache_config_t cc = {.block_size = block, .enable_prefix_caching = a.enable_prefix_caching,
+                                 .gpu_memory_utilization = a.gpu_memory_utilization, .num_gpu_blocks = blocks,
+                                 .num_gpu_blocks_override = a.num_gpu_blocks_override, .cache_dtype = "auto"};
+        int r = eng_metrics_cache_config(reg, a.engine_index, &cc);
         if (r) {
             fprintf(stderr, "cvllm engine-core: metrics: %s\n", shm_strerror(r));
             goto out;

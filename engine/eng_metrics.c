@@ -84,3 +84,30 @@ void eng_metrics_step(eng_metrics_t *m, const eng_metrics_stats_t *st, int64_t i
     m->last_preemptions = st->preemptions;
     if (iteration_tokens >= 0) shm_histogram_observe_local(m->iteration_tokens, (double)iteration_tokens);
 }
+
+int eng_metrics_cache_config(shm_registry_t *r, int engine_index, const eng_cache_config_t *c) {
+    /* vLLM labels the gauge with str() of every CacheConfig attribute; the
+     * attribute set changes between vLLM versions, so this is the subset
+     * that means something for cvllm, in vLLM's spelling ("True", "None"). */
+    static const char *const names[] = {"block_size", "cache_dtype", "enable_prefix_caching", "engine",
+                                        "gpu_memory_utilization", "num_cpu_blocks", "num_gpu_blocks",
+                                        "num_gpu_blocks_override", "prefix_caching_hash_algo", "sliding_window"};
+    char bs[16], eng[16], gmu[32], ngb[32], ovr[32];
+    snprintf(bs, sizeof bs, "%d", c->block_size);
+    snprintf(eng, sizeof eng, "%d", engine_index);
+    shm_format_double(c->gpu_memory_utilization, gmu); /* Python str(float) */
+    snprintf(ngb, sizeof ngb, "%lld", (long long)c->num_gpu_blocks);
+    if (c->num_gpu_blocks_override) snprintf(ovr, sizeof ovr, "%lld", (long long)c->num_gpu_blocks_override);
+    else snprintf(ovr, sizeof ovr, "None");
+    const char *values[] = {bs, c->cache_dtype ? c->cache_dtype : "auto", c->enable_prefix_caching ? "True" : "False",
+                            eng, gmu, "None", ngb, ovr, "cvllm-hash64", "None"};
+    shm_family_desc_t d = {.type = SHM_GAUGE, .name = "vllm:cache_config_info",
+                           .help = "Information of the LLMEngine CacheConfig", .label_names = names,
+                           .n_labels = sizeof names / sizeof names[0], .mode = SHM_MODE_LIVEMOSTRECENT};
+    shm_family_t *f;
+    shm_metric_t *m;
+    int rc = shm_family_new(r, &d, &f);
+    if (!rc) rc = shm_metric_get(f, values, &m);
+    if (!rc) shm_gauge_set(m, 1.0);
+    return rc;
+}

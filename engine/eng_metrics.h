@@ -47,6 +47,21 @@ typedef struct {
 int eng_metrics_new(shm_registry_t *reg, const char *model_name, int engine_index, eng_metrics_t **out);
 void eng_metrics_destroy(eng_metrics_t **m);
 
+/* The engine's cache configuration, for vllm:cache_config_info (an info-style
+ * gauge set to 1, labelled with every configuration value and the engine
+ * index; no model_name, as in vLLM). */
+typedef struct {
+    int block_size;
+    int enable_prefix_caching;
+    double gpu_memory_utilization;
+    int64_t num_gpu_blocks;
+    int64_t num_gpu_blocks_override; /* 0: None */
+    const char *cache_dtype;         /* "auto" */
+} eng_cache_config_t;
+
+/* Registers and sets vllm:cache_config_info. Returns 0 or a shm code. */
+int eng_metrics_cache_config(shm_registry_t *reg, int engine_index, const eng_cache_config_t *c);
+
 /* Records one step: gauges from st, counter increments since the last call,
  * and, when iteration_tokens >= 0 (the step produced outputs), one
  * vllm:iteration_tokens_total observation (vLLM: prompt tokens of requests

@@ -91,6 +91,14 @@ def test_ready_handshake(engine):
     assert (r['max_model_len'], r['num_blocks'], r['block_size'], r['model']) == (256, 64, 16, 'tiny')
 
 
+def test_cache_config_info(engine):
+    m = engine.metrics()
+    k = [k for k in m if k.startswith('vllm:cache_config_info{')]
+    assert len(k) == 1 and m[k[0]] == 1.0
+    assert 'block_size="16"' in k[0] and 'engine="0"' in k[0] and 'num_gpu_blocks="64"' in k[0]
+    assert 'enable_prefix_caching="True"' in k[0] and 'model_name' not in k[0]
+
+
 def test_batching_does_not_change_greedy_outputs(engine):
     alone = [tokens(engine.c.run([w.add(f'a{i}', p, max_tokens=10)])[f'a{i}']) for i, p in enumerate(PROMPTS)]
     together = engine.c.run([w.add(f'b{i}', p, max_tokens=10) for i, p in enumerate(PROMPTS)])
@@ -159,19 +167,22 @@ def test_malformed_frames_are_dropped(engine):
 
 
 def test_preemption_under_kv_pressure(model):
+    # 8 blocks hold 128 tokens: the longest request alone ends at 120 tokens,
+    # so while any other runs beside it someone must be preempted (the three
+    # run ~80 steps each, overlapping however the frames arrive)
     with tempfile.TemporaryDirectory() as d:
-        roomy = Engine(model, d, blocks=64)
-        want = roomy.c.run([w.add(f'r{i}', p, max_tokens=40) for i, p in enumerate(PROMPTS)])
+        roomy = Engine(model, d, blocks=64, max_model_len=128)
+        want = roomy.c.run([w.add(f'r{i}', p, max_tokens=80) for i, p in enumerate(PROMPTS)])
         roomy.stop()
     with tempfile.TemporaryDirectory() as d:
-        tight = Engine(model, d, blocks=9, max_model_len=128)  # 144 slots, ~180 tokens of context: preemption
-        got = tight.c.run([w.add(f'r{i}', p, max_tokens=40) for i, p in enumerate(PROMPTS)])
+        tight = Engine(model, d, blocks=8, max_model_len=128)
+        got = tight.c.run([w.add(f'r{i}', p, max_tokens=80) for i, p in enumerate(PROMPTS)])
         m = tight.metrics()
         tight.stop()
     for i in range(3):
         assert tokens(got[f'r{i}']) == tokens(want[f'r{i}'])    # recompute gives the same greedy tokens
     assert m['vllm:num_preemptions_total{engine="0",model_name="tiny"}'] >= 1
-    assert sum(o['preemptions'] for i in range(3) for o in got[f'r{i}'][-1:]) >= 1
+    assert sum(got[f'r{i}'][-1]['preemptions'] for i in range(3)) >= 1
 
 
 def test_engine_killed_and_restarted(model):

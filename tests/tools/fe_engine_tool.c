@@ -1,7 +1,9 @@
 /* Test driver for the frontend's engine link (fe_engine) on a libuv loop:
  *   fe_engine_tool ENDPOINT... -- N_REQUESTS MAX_TOKENS [ABORT_INDEX]
  * Sends N greedy requests (prompt = 5 + i tokens) at once through fe_eng_add,
- * aborts request ABORT_INDEX after its first output, and prints one line per
+ * aborts request ABORT_INDEX right after sending it (frames of one client
+ * arrive in order, so the engine sees the abort before the request can
+ * finish), and prints one line per
  * finished request: "<id> <engine> <finish> <tokens...>". Exits 0 when every
  * request finished and the outstanding counts are back to 0. */
 #include <stdio.h>
@@ -33,10 +35,6 @@ static void on_output(void *ud, int engine, const wire_output_t *o) {
         req_t *r = &reqs[i];
         if (r->done || o->id.n != strlen(r->id) || memcmp(o->id.p, r->id, o->id.n)) continue;
         for (uint32_t k = 0; k < o->new_tokens.n && r->n < 4096; k++) r->toks[r->n++] = wire_u32_at(&o->new_tokens, k);
-        if (i == abort_index && !r->aborted && !o->finish) {
-            r->aborted = 1;
-            fe_eng_abort(eng, engine, r->id);
-        }
         if (o->finish) {
             r->done = 1;
             printf("%s %d %s", r->id, engine, finish_name(o->finish));
@@ -84,6 +82,7 @@ int main(int argc, char **argv) {
                         .sp = {.temperature = 0, .top_p = 1, .repetition_penalty = 1, .max_tokens = (uint32_t)max_tokens,
                                .logprobs = -1, .prompt_logprobs = -1}};
         if (fe_eng_add(eng, &a, &reqs[r].engine)) return 1;
+        if (r == abort_index && fe_eng_abort(eng, reqs[r].engine, reqs[r].id)) return 1;
     }
     uv_timer_init(loop, &deadline);
     uv_timer_start(&deadline, on_deadline, 60000, 0);
