@@ -89,7 +89,19 @@ int cmd_engine_core(int argc, char **argv) {
     if (!blocks) {
         /* KV bytes per block: 2 (K, V) x layers x kv heads x head_dim x f32 */
         int64_t per_block = 2LL * cfg->n_layers * cfg->n_kv_heads * cfg->head_dim * 4 * block;
-        int64_t budget = a.kv_cache_memory_bytes ? a.kv_cache_memory_bytes : (1LL << 30);
+        /* default: 40% of the memory available now, at most 4 GiB (vLLM's CPU
+         * backend reserves 4 GiB by default) */
+        int64_t budget = a.kv_cache_memory_bytes;
+        if (!budget) {
+            long long avail_kb = 0;
+            FILE *mi = fopen("/proc/meminfo", "r");
+            char line[256];
+            while (mi && fgets(line, sizeof line, mi))
+                if (sscanf(line, "MemAvailable: %lld kB", &avail_kb) == 1) break;
+            if (mi) fclose(mi);
+            budget = avail_kb > 0 ? avail_kb * 1024 / 10 * 4 : (1LL << 30);
+            if (budget > (4LL << 30)) budget = 4LL << 30;
+        }
         blocks = budget / per_block;
     }
     int max_seqs = a.max_num_seqs ? a.max_num_seqs : 256;
