@@ -8,16 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../check.h"
 #include "fe_reqm.h"
 
-static int failures;
-#define CHECK(c)                                                                  \
-    do {                                                                          \
-        if (!(c)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                           \
-        }                                                                         \
-    } while (0)
 
 static char *scrape(const char *dir) {
     static shm_buf_t b;

@@ -13,28 +13,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../check.h"
 #include "shm_int.h"
 
-static int failures;
 
-static const char *nn(const char *s) { return s ? s : "(null)"; }
 
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-            failures++;                                                                 \
-        }                                                                               \
-    } while (0)
-
-#define CHECK_STR(got, want)                                                                     \
-    do {                                                                                         \
-        const char *g_ = nn(got), *w_ = nn(want);                                                 \
-        if (strcmp(g_, w_)) {                                                                    \
-            fprintf(stderr, "%s:%d: got\n---\n%s\n---\nwant\n---\n%s\n---\n", __FILE__, __LINE__, g_, w_); \
-            failures++;                                                                          \
-        }                                                                                        \
-    } while (0)
 
 #define CHECK_RC(expr)                                                                        \
     do {                                                                                      \

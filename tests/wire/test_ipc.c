@@ -8,16 +8,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "../check.h"
 #include "ipc.h"
 
-static int failures;
-#define CHECK(c)                                                                  \
-    do {                                                                          \
-        if (!(c)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                           \
-        }                                                                         \
-    } while (0)
 
 int main(void) {
     char dir[] = "/tmp/cvllm-ipc-XXXXXX", ep[128];

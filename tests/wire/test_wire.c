@@ -6,18 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../check.h"
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int failures;
-#define CHECK(c)                                                                  \
-    do {                                                                          \
-        if (!(c)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                           \
-        }                                                                         \
-    } while (0)
 
 static int str_is(wire_str_t s, const char *t) { return s.n == strlen(t) && !memcmp(s.p, t, s.n); }
 
