@@ -15,5 +15,7 @@ int cmd_detokenize(int argc, char **argv);
 int cmd_chat_template(int argc, char **argv);
 int cmd_model_info(int argc, char **argv);
 int cmd_engine_core(int argc, char **argv);
+int cmd_api_worker(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

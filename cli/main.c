@@ -18,8 +18,14 @@ static const cli_cmd_t commands[] = {
 #ifdef CVLLM_HAVE_MODEL_INFO
     {"model-info", cmd_model_info, "describe a model file: architecture, hyper-parameters, tensors"},
 #endif
+#ifdef CVLLM_HAVE_SERVE
+    {"serve", cmd_serve, "serve a model with vLLM's OpenAI-compatible API and /metrics"},
+#endif
 #ifdef CVLLM_HAVE_ENGINE
     {"engine-core", cmd_engine_core, "(internal) one engine process; cvllm serve starts these"},
+#endif
+#ifdef CVLLM_HAVE_API_WORKER
+    {"api-worker", cmd_api_worker, "(internal) one API worker process; cvllm serve starts these"},
 #endif
 };
 

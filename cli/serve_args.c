@@ -61,6 +61,7 @@ static const opt_t opts[] = {
     /* internal (no help): the supervisor's arguments to the processes it starts */
     {"engine-index", NULL, T_INT, OFF(engine_index), NULL},
     {"engine-endpoint", NULL, T_STR, OFF(engine_endpoint), NULL},
+    {"worker-index", NULL, T_INT, OFF(worker_index), NULL},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

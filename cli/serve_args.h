@@ -49,7 +49,8 @@ typedef struct {
     int dry_run;                       /* print the resolved configuration and exit */
     /* internal: set by the supervisor for the processes it starts */
     int engine_index;
-    const char *engine_endpoint;
+    const char *engine_endpoint;       /* engine: its endpoint; worker: every engine's, comma-separated */
+    int worker_index;
 } serve_args_t;
 
 /* Parses argv[1..argc) (argv[0] is "serve"). Borrowed strings point into argv
