@@ -171,7 +171,12 @@ int cmd_api_worker(int argc, char **argv) {
     w.loop = uv_default_loop();
     char client[32];
     snprintf(client, sizeof client, "fe-%d", index);
-    fe_srv_opts_t so = {.api = api, .tok = tok, .tpl = tpl, .bos = bos, .eos = eos,
+    fe_reqm_t *reqm = NULL;
+    if (reg && !a.disable_log_stats) {
+        int rr = fe_reqm_new(reg, a.served_model_name ? a.served_model_name : a.model, n_ep, max_model_len, &reqm);
+        if (rr) fprintf(stderr, "cvllm api-worker: request metrics: %s\n", shm_strerror(rr));
+    }
+    fe_srv_opts_t so = {.reqm = reqm, .api = api, .tok = tok, .tpl = tpl, .bos = bos, .eos = eos,
                         .served_name = a.served_model_name ? a.served_model_name : a.model,
                         .root = a.model, .max_model_len = max_model_len,
                         .api_keys = a.api_keys, .n_api_keys = a.n_api_keys, .client_index = (uint16_t)index};
@@ -207,6 +212,7 @@ out:
         uv_run(w.loop, UV_RUN_DEFAULT);
     }
     fe_api_destroy(&api);
+    fe_reqm_destroy(&reqm);
     shm_registry_destroy(&reg);
     tpl_destroy(&tpl);
     tok_destroy(&tok);

@@ -45,6 +45,7 @@ typedef struct {
     uint32_t *lp_ids;
     float *lp_vals;
     fe_srv_lps_t lps;        /* this child's logprob scratch, reused per chunk */
+    fe_reqm_req_t rm;        /* request-metrics state */
 } fe_srv_child_t;
 
 
@@ -57,6 +58,7 @@ struct fe_srv_req {
     uint32_t n_children, n_done;
     fe_srv_child_t *ch;
     fe_oai_buf_t out;        /* reused per frame */
+    double arrival;          /* when the request arrived (monotonic), for TTFT/e2e */
     fe_srv_req_t *next, *prev;
 };
 
@@ -229,11 +231,12 @@ static void emit(fe_srv_req_t *q) {
 }
 
 static void on_output(void *ud, int engine, const wire_output_t *o) {
-    (void)engine;
     fe_srv_t *s = ud;
     fe_srv_child_t *k = find_child(s, o->id.p, o->id.n);
     if (!k || k->done) return; /* late output of an aborted child */
     fe_srv_req_t *q = k->r;
+    double t_recv = mono_now();
+    if (s->o.reqm) fe_reqm_output(s->o.reqm, engine, &k->rm, o, t_recv);
     const fe_oai_req_t *oq = q->oq;
     fe_oai_buf_t txt = {0};
     int rc = 0;
@@ -289,6 +292,19 @@ static void on_output(void *ud, int engine, const wire_output_t *o) {
     if (fin) {
         k->done = 1;
         q->n_done++;
+        if (s->o.reqm) {
+            fe_reqm_finish(s->o.reqm, engine, &k->rm, k->finish, o, t_recv);
+            if (q->n_done == q->n_children) {
+                /* once per parent: each prompt's n children (vLLM's ParentRequest) */
+                uint32_t n = q->oq->n ? q->oq->n : 1;
+                for (uint32_t p = 0; p + n <= q->n_children; p += n) {
+                    int64_t mx = 0;
+                    for (uint32_t j = p; j < p + n; j++)
+                        if (q->ch[j].rm.generated > mx) mx = q->ch[j].rm.generated;
+                    fe_reqm_parent(s->o.reqm, q->ch[p].engine, (int)n, mx);
+                }
+            }
+        }
     }
     if (oq->stream) {
         fe_oai_usage_t u, *up = NULL;
@@ -463,6 +479,7 @@ static int prompt_ids(fe_srv_t *s, const fe_oai_req_t *oq, uint32_t p, int32_t *
 static void generate(fe_srv_t *s, fe_http_conn_t *c, const fe_http_req_t *r, fe_oai_kind_t kind) {
     fe_oai_error_t e;
     fe_oai_req_t *oq = NULL;
+    double arrival = mono_now(); /* vLLM: before templating and tokenization */
     if (fe_oai_req_parse(kind, r->body, r->body_len, &s->d, &oq, &e)) {
         send_error(c, &e);
         return;
@@ -547,6 +564,7 @@ static void generate(fe_srv_t *s, fe_http_conn_t *c, const fe_http_req_t *r, fe_
                           .sp = sps[i],
                           .arrival_time = now,
                           .client_index = s->o.client_index};
+        ch->rm = (fe_reqm_req_t){.arrival = arrival, .prompt_len = pc->prompt_len, .max_tokens = sps[i].max_tokens};
         if (fe_eng_add(s->eng, &add, &ch->engine)) {
             for (uint32_t j = 0; j < i; j++) fe_eng_abort(s->eng, q->ch[j].engine, q->ch[j].id);
             free(sps);

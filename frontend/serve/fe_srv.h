@@ -8,6 +8,7 @@
 #include <uv.h>
 #include "chat_template.h"
 #include "fe_api.h"
+#include "fe_reqm.h"
 #include "fe_engine.h"
 #include "tokenizer.h"
 #ifdef __cplusplus
@@ -25,6 +26,7 @@ typedef struct {
     const char *const *api_keys;  /* n_api_keys keys; 0: no auth */
     int n_api_keys;
     uint16_t client_index;
+    fe_reqm_t *reqm;              /* vLLM's request metrics; NULL: not recorded */
 } fe_srv_opts_t;
 /* Opens the engine link (endpoints, client id) on loop. Returns 0 or a
  * negative errno. */

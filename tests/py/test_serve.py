@@ -122,3 +122,48 @@ def test_engine_death_ends_the_server_with_an_error():
     rc = s.p.wait(timeout=60)
     assert rc == 1
     assert 'engine 0' in s.p.stderr.read()
+
+
+def test_vllm_metric_counts_after_sequential_completions():
+    """vllm-metrics.md §8.1: N sequential /v1/completions with a token-id prompt
+    and max_tokens=T give exactly these counts and sums, for every family."""
+    import json
+    s = Serve('--api-workers', '2')
+    P, N, T = 9, 10, 10
+    prompt = [504, 3575, 282, 4649, 314, 504, 3575, 282, 4649][:P]
+    for _ in range(N):
+        req = urllib.request.Request(f'http://127.0.0.1:{s.port}/v1/completions', method='POST',
+                                     headers={'Content-Type': 'application/json'},
+                                     data=json.dumps({'model': str(MODEL), 'prompt': prompt, 'max_tokens': T,
+                                                      'ignore_eos': True, 'temperature': 0}).encode())
+        with urllib.request.urlopen(req, timeout=60) as r:
+            body = json.loads(r.read())
+        assert body['choices'][0]['finish_reason'] == 'length'
+    lab = f'{{engine="0",model_name="{MODEL}"}}'
+    want = {
+        'vllm:time_to_first_token_seconds_count': N,
+        'vllm:inter_token_latency_seconds_count': N * (T - 1),
+        'vllm:e2e_request_latency_seconds_count': N,
+        'vllm:request_queue_time_seconds_count': N,
+        'vllm:request_inference_time_seconds_count': N,
+        'vllm:request_prefill_time_seconds_count': N,
+        'vllm:request_decode_time_seconds_count': N,
+        'vllm:request_prompt_tokens_sum': N * P,
+        'vllm:request_prompt_tokens_count': N,
+        'vllm:request_generation_tokens_sum': N * T,
+        'vllm:request_params_n_count': N,
+        'vllm:request_params_max_tokens_sum': N * T,
+        'vllm:request_params_max_tokens_count': N,
+        'vllm:iteration_tokens_total_sum': N * (P + T),
+        'vllm:iteration_tokens_total_count': N * T,
+        'vllm:prompt_tokens_total': N * P,
+        'vllm:generation_tokens_total': N * T,
+        'vllm:num_requests_running': 0,
+    }
+    got = {k: s.metric(k + lab) for k in want}
+    got['success'] = s.metric(f'vllm:request_success_total{{engine="0",finished_reason="length",model_name="{MODEL}"}}')
+    rc, err = s.stop()
+    assert rc == 0, err
+    assert got['success'] == N
+    for k, v in want.items():
+        assert got[k] == v, (k, got[k], v)
