@@ -107,16 +107,16 @@ static pid_t spawn(sup_t *s, int engine, int index) {
         if (!strcmp(s->argv[i], "--dry-run")) continue;
         args[n++] = s->argv[i];
     }
+    char ep[320]; /* on the stack: the child execs with its copy, the parent needs none */
     if (engine) {
-        char *ep = malloc(320);
-        snprintf(ep, 320, "ipc://%s/engine-%d", s->run_dir, index);
+        snprintf(ep, sizeof ep, "ipc://%s/engine-%d", s->run_dir, index);
         args[n++] = "--engine-index";
-        args[n++] = strdup(idx);
+        args[n++] = idx;
         args[n++] = "--engine-endpoint";
         args[n++] = ep;
     } else {
         args[n++] = "--worker-index";
-        args[n++] = strdup(idx);
+        args[n++] = idx;
         args[n++] = "--engine-endpoint";
         args[n++] = s->endpoints;
     }
