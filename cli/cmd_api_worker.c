@@ -24,10 +24,19 @@ typedef struct {
     uv_loop_t *loop;
     fe_http_server_t *http;
     fe_srv_t *srv;
-    uv_signal_t sig[2];
+    uv_signal_t sig[3];
     uv_timer_t drain;
     int stopping;
+    int engine_dead;   /* SIGUSR1 from the supervisor: an engine died */
 } worker_t;
+
+/* fe_api's health hook: /health and /ping answer 503 once an engine died. */
+static int engine_ok(void *ud) { return !((worker_t *)ud)->engine_dead; }
+
+static void on_engine_dead(uv_signal_t *h, int sig) {
+    (void)sig;
+    ((worker_t *)h->data)->engine_dead = 1;
+}
 
 static char *read_file(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -163,7 +172,8 @@ int cmd_api_worker(int argc, char **argv) {
         shm_registry_opts_t ro = {.dir = mdir};
         if (shm_registry_new(&ro, &reg)) fprintf(stderr, "cvllm api-worker: metrics registry in %s failed\n", mdir);
     }
-    fe_api_opts_t ao = {.metrics_dir = mdir && *mdir ? mdir : NULL, .registry = reg, .version = CVLLM_VERSION};
+    fe_api_opts_t ao = {.metrics_dir = mdir && *mdir ? mdir : NULL, .registry = reg, .version = CVLLM_VERSION,
+                        .engine_ok = engine_ok, .ud = &w};
     if (fe_api_new(&ao, &api)) {
         fprintf(stderr, "cvllm api-worker: fe_api_new failed\n");
         goto out;
@@ -194,11 +204,11 @@ int cmd_api_worker(int argc, char **argv) {
     }
     uv_timer_init(w.loop, &w.drain);
     w.drain.data = &w;
-    int sigs[2] = {SIGTERM, SIGINT};
-    for (int i = 0; i < 2; i++) {
+    int sigs[3] = {SIGTERM, SIGINT, SIGUSR1};
+    for (int i = 0; i < 3; i++) {
         uv_signal_init(w.loop, &w.sig[i]);
         w.sig[i].data = &w;
-        uv_signal_start(&w.sig[i], on_signal, sigs[i]);
+        uv_signal_start(&w.sig[i], i == 2 ? on_engine_dead : on_signal, sigs[i]);
     }
     fprintf(stderr, "cvllm api-worker %d: serving %s on port %d\n", index, so.served_name,
             fe_http_server_port(w.http));

@@ -7,7 +7,8 @@
  *     counters folded into the archive files (shm_compact_dead), so totals
  *     never go backwards and the file count stays bounded;
  *   - an engine that dies ends the server with exit status 1, as vLLM's
- *     server exits when its engine core dies (the workers are stopped);
+ *     server exits when its engine core dies (the workers are told first,
+ *     SIGUSR1, so /health answers 503 for a second, then stopped);
  *   - SIGINT/SIGTERM: workers stop accepting and drain, engines stop, the
  *     private metrics directory is removed, exit status 0.
  * Children are this same binary (/proc/self/exe) run as `engine-core` and
@@ -340,6 +341,9 @@ int cmd_serve(int argc, char **argv) {
         }
         if (engine_died) {
             exit_code = 1;
+            /* the workers learn it first (/health turns 503), then stop */
+            signal_kids(&s, 0, SIGUSR1);
+            sleep(1);
             break;
         }
     }

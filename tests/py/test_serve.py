@@ -119,6 +119,11 @@ def test_engine_death_ends_the_server_with_an_error():
     s = Serve('--api-workers', '1')
     engine = [p for p, n in children(s.p.pid).items() if n == 'cvllm-engine-0'][0]
     os.kill(engine, signal.SIGKILL)
+    seen = set()
+    while s.p.poll() is None:
+        seen.add(get(s.port, '/health', timeout=1)[0])
+        time.sleep(0.05)
+    assert 503 in seen                          # /health reported the dead engine before the end
     rc = s.p.wait(timeout=60)
     assert rc == 1
     assert 'engine 0' in s.p.stderr.read()
